@@ -1,0 +1,69 @@
+// echo: every byte a client sends comes back. The smallest complete service.
+//
+//   swift run echo --backend poll --port 7000
+//   printf 'hello\n' | nc -q1 127.0.0.1 7000
+import ArgumentParser
+import Reactor
+
+/// The Service: register a listener, register what it accepts, echo what arrives.
+final class EchoService: Service {
+    let port: UInt16
+    init(port: UInt16) { self.port = port }
+
+    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+        switch event {
+        case .accepted(let stream):
+            do { try context.register(stream) } catch { context.logger.warning("\(error)") }
+        case .received(let bytes):
+            context.resource(id, as: TCPStream.self)?.write(bytes.buffer)
+        case .readClosed:
+            // The client finished sending: close once everything is echoed back.
+            context.resource(id, as: TCPStream.self)?.closeWhenFlushed()
+        default:
+            break
+        }
+    }
+
+    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
+        if case .failed(let error) = reason { context.logger.info("connection \(id) failed: \(error)") }
+    }
+}
+
+@main
+struct Echo: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A TCP echo server on swift-reactor.")
+
+    @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else \(Backend.default)).")
+    var backend: String?
+
+    @Option(help: "TCP port on 127.0.0.1 (0 picks a free one).")
+    var port: UInt16 = 7000
+
+    @Option(help: "Address to bind.")
+    var host = "127.0.0.1"
+
+    mutating func run() throws {
+        let chosen: Backend
+        do throws(ReactorError) {
+            if let backend { chosen = try Backend(name: backend) } else { chosen = try Backend.fromEnvironment() }
+        } catch {
+            printError("echo: \(error.detail ?? "\(error)")")
+            throw ExitCode(2)
+        }
+        do {
+            try serve(chosen.pollerType)
+        } catch {
+            printError("echo: \(error)")
+            throw ExitCode.failure
+        }
+
+        func serve<P: Poller>(_ type: P.Type) throws {
+            let runtime = try Runtime<P, EchoService>(service: EchoService(port: port))
+            let listener = try TCPListener(bindingTo: SocketAddress(host: host, port: port))
+            try runtime.context.register(listener)
+            print("echo listening on \(listener.localAddress) (backend \(P.name))")
+            flushStandardOutput()
+            try runtime.run()
+        }
+    }
+}

@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layers (arrows point down only):
+//   Examples/, Tools/           users of the library
+//   Reactor                     run-time backend choice (the only module that lists every backend)
+//   PollEpoll, PollPoll         one Poller each, behind ReactorCore's contract
+//   ReactorCore                 the model: Poller, Runtime, Resource, Service, timers, Controller, errors
+//   CReactorSys                 header-only shim for what Swift's Glibc module omits
+let package = Package(
+    name: "swift-reactor",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ReactorCore", targets: ["ReactorCore"]),
+        .library(name: "PollEpoll", targets: ["PollEpoll"]),
+        .library(name: "PollPoll", targets: ["PollPoll"]),
+        .library(name: "Reactor", targets: ["Reactor"]),
+        .executable(name: "echo", targets: ["Echo"]),
+        .executable(name: "reactor-microbench", targets: ["Microbench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CReactorSys", path: "Sources/CReactorSys"),
+        .target(
+            name: "ReactorCore",
+            dependencies: [
+                "CReactorSys",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "PollEpoll", dependencies: ["ReactorCore", "CReactorSys"]),
+        .target(name: "PollPoll", dependencies: ["ReactorCore", "CReactorSys"]),
+        .target(name: "Reactor", dependencies: ["ReactorCore", "PollEpoll", "PollPoll"]),
+        .executableTarget(
+            name: "Echo",
+            dependencies: ["Reactor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Echo"
+        ),
+        .executableTarget(
+            name: "Microbench",
+            dependencies: ["Reactor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/Microbench"
+        ),
+        .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
+        .testTarget(name: "ConformanceTests", dependencies: ["Reactor"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,25 @@
+// What Swift's Glibc module leaves out: epoll, eventfd, and a few GNU-only
+// declarations. Header-only: everything here is in libc already.
+#ifndef CREACTORSYS_SHIM_H
+#define CREACTORSYS_SHIM_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <poll.h>
+#include <string.h>
+
+// POLLRDHUP is _GNU_SOURCE-only in <poll.h>; its value is fixed by the kernel ABI.
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000
+#endif
+static const short reactor_POLLRDHUP = POLLRDHUP;
+
+// accept4 and strerrorname_np exist in glibc (2.10 and 2.32) but are declared
+// only under _GNU_SOURCE, which Swift's Glibc module does not define.
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+extern const char *strerrorname_np(int errnum);
+#include <pthread.h>
+extern int pthread_setname_np(pthread_t thread, const char *name);
+
+#endif

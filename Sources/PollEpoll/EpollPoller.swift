@@ -1,0 +1,179 @@
+import CReactorSys
+import ReactorCore
+import SystemPackage
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Linux epoll backend: `epoll_create1`, `epoll_ctl`, `epoll_wait`,
+/// level-triggered, the token in `data.u64`, an eventfd waker.
+///
+/// epoll reports `EPOLLERR` and `EPOLLHUP` even for a descriptor registered
+/// with no events, so `.none` interest is implemented by taking the descriptor
+/// out of the epoll set (as libuv does) and putting it back when interest returns.
+public final class EpollPoller: Poller {
+    public static let name = "epoll"
+
+    private let epfd: Int32
+    public let waker: EventfdWaker
+    /// Per descriptor number: the registered interest, plus one, or 0 when not
+    /// registered. Descriptor numbers are dense, so an array beats a dictionary.
+    private var registered: [UInt8] = []
+    /// epoll_wait's output buffer, reused; doubled when a wait fills it.
+    private var buffer: UnsafeMutableBufferPointer<epoll_event>
+
+    /// The token the waker's eventfd is registered with; never a ResourceID
+    /// (those have a slot below 2^24 in their low bits and start at sequence 1).
+    private static let wakerToken = UInt64.max
+
+    public init() throws(ReactorError) {
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epfd >= 0 else { throw ReactorError.lastErrno("epoll_create1") }
+        do {
+            waker = try EventfdWaker()
+        } catch {
+            _ = Glibc.close(epfd)
+            throw error
+        }
+        buffer = .allocate(capacity: 256)
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = EpollPoller.wakerToken
+        guard epoll_ctl(epfd, EPOLL_CTL_ADD, waker.fd, &event) == 0 else {
+            let error = ReactorError.lastErrno("epoll_ctl(add waker)", .fd(waker.fd))
+            _ = Glibc.close(epfd)
+            buffer.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        _ = Glibc.close(epfd)
+        buffer.deallocate()
+    }
+
+    public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        guard state(of: fd) == 0 else { throw ReactorError("register", .fd(fd.rawValue), errno: .fileExists) }
+        if interest != .none {
+            try control(EPOLL_CTL_ADD, fd, token: token, interest: interest, operation: "register")
+        } else {
+            // Not in the epoll set, but the contract still wants EBADF for a closed descriptor.
+            try Syscall.checkOpen(fd, operation: "register")
+        }
+        setState(of: fd, interest: interest)
+    }
+
+    public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        let current = state(of: fd)
+        guard current != 0 else { throw ReactorError("reregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory) }
+        let wasParked = current == 1
+        switch (wasParked, interest == .none) {
+        case (true, true): break
+        case (true, false): try control(EPOLL_CTL_ADD, fd, token: token, interest: interest, operation: "reregister")
+        case (false, true): try control(EPOLL_CTL_DEL, fd, token: token, interest: interest, operation: "reregister")
+        case (false, false): try control(EPOLL_CTL_MOD, fd, token: token, interest: interest, operation: "reregister")
+        }
+        setState(of: fd, interest: interest)
+    }
+
+    public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
+        let current = state(of: fd)
+        guard current != 0 else { throw ReactorError("deregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory) }
+        registered[Int(fd.rawValue)] = 0
+        if current != 1 {
+            try control(EPOLL_CTL_DEL, fd, token: Token(0), interest: .none, operation: "deregister")
+        }
+    }
+
+    public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
+        events.removeAll(keepingCapacity: true)
+        let count = epoll_wait(epfd, buffer.baseAddress, Int32(buffer.count), Duration.pollMilliseconds(timeout))
+        if count < 0 {
+            if Glibc.errno == EINTR { return }
+            throw ReactorError.lastErrno("epoll_wait", .fd(epfd))
+        }
+        for index in 0..<Int(count) {
+            let event = buffer[index]
+            let token = event.data.u64
+            if token == EpollPoller.wakerToken {
+                waker.reset()
+                continue
+            }
+            events.append(PollEvent(token: Token(token), readiness: EpollPoller.readiness(event.events)))
+        }
+        if Int(count) == buffer.count { grow() }
+    }
+
+    // MARK: Helpers
+
+    @inline(__always)
+    private static func readiness(_ bits: UInt32) -> Readiness {
+        var readiness: Readiness = []
+        if bits & EPOLLIN.rawValue != 0 { readiness.insert(.readable) }
+        if bits & EPOLLOUT.rawValue != 0 { readiness.insert(.writable) }
+        if bits & EPOLLERR.rawValue != 0 { readiness.insert(.error) }
+        if bits & EPOLLHUP.rawValue != 0 { readiness.insert(.hangup) }
+        if bits & EPOLLRDHUP.rawValue != 0 { readiness.insert(.readClosed) }
+        return readiness
+    }
+
+    private func control(_ op: Int32, _ fd: FileDescriptor, token: Token, interest: Interest, operation: String) throws(ReactorError) {
+        var event = epoll_event()
+        if interest.contains(.read) { event.events |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
+        if interest.contains(.write) { event.events |= EPOLLOUT.rawValue }
+        event.data.u64 = token.rawValue
+        guard epoll_ctl(epfd, op, fd.rawValue, &event) == 0 else {
+            throw ReactorError.lastErrno(operation, .fd(fd.rawValue))
+        }
+    }
+
+    private func state(of fd: FileDescriptor) -> UInt8 {
+        let index = Int(fd.rawValue)
+        return index >= 0 && index < registered.count ? registered[index] : 0
+    }
+
+    private func setState(of fd: FileDescriptor, interest: Interest) {
+        let index = Int(fd.rawValue)
+        if index >= registered.count { registered.append(contentsOf: repeatElement(0, count: index + 1 - registered.count)) }
+        registered[index] = interest.rawValue + 1
+    }
+
+    private func grow() {
+        let bigger = UnsafeMutableBufferPointer<epoll_event>.allocate(capacity: min(buffer.count * 2, 65536))
+        buffer.deallocate()
+        buffer = bigger
+    }
+}
+
+/// Wakes an epoll (or poll) wait by writing to an eventfd the poller watches.
+/// A class so the descriptor lives exactly as long as the last holder: the
+/// Controller may outlive the poller, and a waker must never write into a
+/// descriptor number that has been closed and reused.
+public final class EventfdWaker: PollerWaker {
+    let fd: Int32
+    /// Set by the first wake after a reset; later wakes skip the system call.
+    private let armed = Atomic<Bool>(false)
+
+    init() throws(ReactorError) {
+        fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard fd >= 0 else { throw ReactorError.lastErrno("eventfd") }
+    }
+
+    deinit { _ = Glibc.close(fd) }
+
+    public func wake() {
+        guard !armed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        var one: UInt64 = 1
+        _ = Glibc.write(fd, &one, 8)  // EAGAIN only if the counter is saturated: already awake
+    }
+
+    /// Called by the poller when the eventfd fired, before the runtime looks
+    /// at its command queue, so a wake that races the drain is never lost.
+    func reset() {
+        var value: UInt64 = 0
+        _ = Glibc.read(fd, &value, 8)
+        armed.store(false, ordering: .releasing)
+    }
+}

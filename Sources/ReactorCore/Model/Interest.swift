@@ -1,0 +1,68 @@
+/// What a resource wants to hear about from the poller.
+///
+/// `.none` parks a descriptor: it stays registered, but the backend reports
+/// nothing for it (not even hangup or error) until the interest changes.
+public struct Interest: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let none: Interest = []
+    public static let read = Interest(rawValue: 1)
+    public static let write = Interest(rawValue: 2)
+    public static let both: Interest = [.read, .write]
+
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case .read: return "read"
+        case .write: return "write"
+        default: return "both"
+        }
+    }
+}
+
+/// What the poller found ready on a descriptor.
+public struct Readiness: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// A read would not block (data, a pending connection, or end of file).
+    public static let readable = Readiness(rawValue: 1)
+    /// A write would not block.
+    public static let writable = Readiness(rawValue: 2)
+    /// The descriptor has an error pending (for sockets, read it with `SO_ERROR`).
+    public static let error = Readiness(rawValue: 4)
+    /// Both directions are closed (`POLLHUP`): the peer is gone.
+    public static let hangup = Readiness(rawValue: 8)
+    /// The peer shut down its writing side (`POLLRDHUP`): reads will reach end of file.
+    public static let readClosed = Readiness(rawValue: 16)
+
+    public var description: String {
+        var names: [String] = []
+        if contains(.readable) { names.append("readable") }
+        if contains(.writable) { names.append("writable") }
+        if contains(.error) { names.append("error") }
+        if contains(.hangup) { names.append("hangup") }
+        if contains(.readClosed) { names.append("readClosed") }
+        return "[" + names.joined(separator: ", ") + "]"
+    }
+}
+
+/// An opaque 64-bit value a backend stores with a registration and hands back
+/// with each event. The runtime uses the `ResourceID`'s raw value, so a backend
+/// never holds a pointer (mio's rule: tokens, not pointers).
+public struct Token: Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public var description: String { "token \(rawValue)" }
+}
+
+/// One readiness report from `Poller.wait`.
+public struct PollEvent: Sendable, Hashable {
+    public var token: Token
+    public var readiness: Readiness
+    public init(token: Token, readiness: Readiness) {
+        self.token = token
+        self.readiness = readiness
+    }
+}

@@ -1,0 +1,36 @@
+import CReactorSys
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An eventfd: a kernel counter that becomes readable when non-zero. Reading
+/// reports ``ResourceEvent/signalled(_:)`` with the sum signalled since the
+/// last read and resets it.
+public final class EventCounter: Resource {
+    public init() throws(ReactorError) {
+        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard fd >= 0 else { throw ReactorError.lastErrno("eventfd") }
+        super.init(fd: FileDescriptor(rawValue: fd), interest: .read)
+    }
+
+    public override var kind: String { "eventfd" }
+
+    /// Adds `value` to the counter, making it readable.
+    public func signal(_ value: UInt64 = 1) throws(ReactorError) {
+        var value = value
+        let n = Glibc.write(fd.rawValue, &value, 8)
+        if n != 8 { throw ReactorError.lastErrno("eventfd write", .fd(fd.rawValue)) }
+    }
+
+    public override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        guard readiness.contains(.readable) else { return super.handle(readiness, in: context, emit: emit) }
+        var value: UInt64 = 0
+        let n = Glibc.read(fd.rawValue, &value, 8)
+        if n == 8 { emit(.signalled(value)); return .active }
+        let errno = Glibc.errno
+        if errno == EAGAIN || errno == EINTR { return .active }
+        return .failed(ReactorError("eventfd read", .fd(fd.rawValue), errno: .init(rawValue: errno)))
+    }
+}

@@ -1,0 +1,39 @@
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One end of a pipe (or any stream descriptor such as stdin/stdout): the
+/// read end reports ``ResourceEvent/received(_:)`` and ends when the writer
+/// closes; the write end queues what the pipe buffer does not take.
+public final class PipeEnd: StreamResource {
+    /// Which way the bytes flow through this end.
+    public enum Direction: Sendable { case reading, writing }
+    public let direction: Direction
+
+    /// Adopts an existing descriptor (made non-blocking here).
+    public init(adopting fd: FileDescriptor, direction: Direction) throws(ReactorError) {
+        try Syscall.makeNonBlocking(fd, operation: "adopt")
+        self.direction = direction
+        super.init(fd: fd, reading: direction == .reading)
+    }
+
+    public override var kind: String { direction == .reading ? "pipe-read" : "pipe-write" }
+
+    /// A new non-blocking, close-on-exec pipe.
+    public static func pipe() throws(ReactorError) -> (reader: PipeEnd, writer: PipeEnd) {
+        var fds: [Int32] = [-1, -1]
+        // pipe2 is _GNU_SOURCE-only in Swift's Glibc module; pipe + fcntl is equivalent
+        // here because no other thread of ours forks between the two calls.
+        guard Glibc.pipe(&fds) == 0 else { throw ReactorError.lastErrno("pipe") }
+        do {
+            let reader = try PipeEnd(adopting: FileDescriptor(rawValue: fds[0]), direction: .reading)
+            let writer = try PipeEnd(adopting: FileDescriptor(rawValue: fds[1]), direction: .writing)
+            return (reader, writer)
+        } catch {
+            _ = Glibc.close(fds[0]); _ = Glibc.close(fds[1])
+            throw error
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import DequeModule
+import Dispatch
+import Synchronization
+
+/// The `Sendable` handle on a runtime, for other threads: send commands to
+/// its Service, wake it, ask it to shut down, and wait for it to finish.
+///
+/// Commands are delivered exactly once, in the order `send` was called (so in
+/// order per sender). After shutdown begins, `send` throws instead of queueing
+/// a command that would never be delivered.
+public final class Controller<Command: Sendable>: Sendable {
+    enum Phase: Sendable { case running, stopping, stopped }
+
+    struct State: Sendable {
+        var phase: Phase = .running
+        var queue = Deque<Command>()
+    }
+
+    private let state = Mutex(State())
+    /// Lets the loop skip the lock on turns where nothing was sent.
+    private let hasPending = Atomic<Bool>(false)
+    private let waker: any PollerWaker
+    private let finished = DispatchGroup()
+    /// The pthread running the loop, so `join` can refuse to wait for itself.
+    private let loopThread = Atomic<UInt>(0)
+
+    init(waker: any PollerWaker) {
+        self.waker = waker
+        finished.enter()
+    }
+
+    /// Queues `command` for the Service and wakes the runtime.
+    ///
+    /// Throws `send(command): the runtime has shut down; the command was not
+    /// delivered` once a shutdown has begun.
+    public func send(_ command: Command) throws(ReactorError) {
+        let accepted = state.withLock { state -> Bool in
+            guard state.phase == .running else { return false }
+            state.queue.append(command)
+            return true
+        }
+        guard accepted else {
+            throw ReactorError("send", .named("command"), detail: "the runtime has shut down; the command was not delivered")
+        }
+        hasPending.store(true, ordering: .releasing)
+        waker.wake()
+    }
+
+    /// Interrupts the runtime's current wait (its loop turn then runs the post-loop hook).
+    public func wake() {
+        waker.wake()
+    }
+
+    /// Asks the runtime to stop gracefully. Commands already sent are still
+    /// delivered; later ones are refused. Safe to call more than once.
+    public func shutdown() {
+        state.withLock { if $0.phase == .running { $0.phase = .stopping } }
+        waker.wake()
+    }
+
+    /// True until the runtime has finished.
+    public var isRunning: Bool {
+        state.withLock { $0.phase != .stopped }
+    }
+
+    /// Waits until the runtime's loop has ended and its resources are closed.
+    /// Returns false on timeout, or at once when called from the loop's own
+    /// thread (which would otherwise wait for itself forever).
+    @discardableResult
+    public func join(timeout: Duration? = nil) -> Bool {
+        if loopThread.load(ordering: .acquiring) == UInt(bitPattern: pthreadSelfID()) { return false }
+        guard let timeout else {
+            finished.wait()
+            return true
+        }
+        return finished.wait(timeout: .now() + .nanoseconds(Int(clamping: timeout.nanoseconds))) == .success
+    }
+
+    // MARK: Runtime side
+
+    var shutdownRequested: Bool {
+        state.withLock { $0.phase != .running }
+    }
+
+    func beginStopping() {
+        state.withLock { if $0.phase == .running { $0.phase = .stopping } }
+    }
+
+    /// Moves queued commands into `batch` (which the loop reuses) under the lock.
+    func drain(into batch: inout Deque<Command>) {
+        guard hasPending.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        state.withLock { state in swap(&state.queue, &batch) }
+    }
+
+    func markLoopThread() {
+        loopThread.store(UInt(bitPattern: pthreadSelfID()), ordering: .releasing)
+    }
+
+    func markStopped() {
+        let wasStopped = state.withLock { state -> Bool in
+            defer { state.phase = .stopped }
+            return state.phase == .stopped
+        }
+        loopThread.store(0, ordering: .releasing)
+        if !wasStopped { finished.leave() }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func pthreadSelfID() -> Int {
+    Int(bitPattern: UInt(pthread_self()))
+}

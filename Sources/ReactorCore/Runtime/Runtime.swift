@@ -1,0 +1,186 @@
+import DequeModule
+import Logging
+
+/// An event loop (the seeds' Vat): one thread, one poller, the resources
+/// registered with it, its timers, and the Service they report to.
+///
+/// `P` is the polling backend and `S` the Service; both are generic
+/// parameters so that the loop is specialised for them and dispatches each
+/// event without an existential call to the poller or the Service.
+///
+/// ```swift
+/// let runtime = try Runtime<EpollPoller, EchoService>(service: EchoService())
+/// try runtime.context.register(try TCPListener(bindingTo: .loopback(port: 7000)))
+/// try runtime.run()                      // on this thread, until shutdown
+/// ```
+///
+/// A runtime and everything registered with it belong to the thread that
+/// runs it; other threads use its ``controller``. ``spawn(name:options:makePoller:makeService:)``
+/// creates one on a thread of its own.
+public final class Runtime<P: Poller, S: Service> {
+    /// The Service's handle on this runtime, usable before `run()` as well.
+    public let context: Context
+    /// The Service this runtime reports to.
+    public let service: S
+    /// The handle other threads use.
+    public let controller: Controller<S.Command>
+
+    private let poller: P
+    private let options: RuntimeOptions
+    private var events: [PollEvent] = []
+    private var commandBatch = Deque<S.Command>()
+    private var hasRun = false
+
+    /// Creates a runtime around an existing poller.
+    public init(poller: P, service: S, options: RuntimeOptions = RuntimeOptions()) {
+        Syscall.ignoreSIGPIPE()
+        self.poller = poller
+        self.service = service
+        self.options = options
+        self.context = Context(registrar: poller, readBufferSize: options.readBufferSize,
+                               loopTimeout: options.loopTimeout, logger: options.logger)
+        self.controller = Controller(waker: poller.waker)
+        events.reserveCapacity(1024)
+    }
+
+    /// Creates a runtime with a new poller of type `P`.
+    public convenience init(service: S, options: RuntimeOptions = RuntimeOptions()) throws(ReactorError) {
+        self.init(poller: try P(), service: service, options: options)
+    }
+
+    deinit {
+        if !hasRun {
+            // Never run: close what was registered and release joiners.
+            shutdownResources()
+            controller.markStopped()
+        }
+    }
+
+    /// Runs the loop on the calling thread until a shutdown is requested
+    /// (through the controller or ``Context/stop()``) and has completed.
+    /// Throws if the poller fails; resources are closed either way.
+    public func run() throws(ReactorError) {
+        guard !hasRun else { throw ReactorError("run", detail: "this runtime has already run; create a new one") }
+        hasRun = true
+        controller.markLoopThread()
+        defer {
+            shutdownResources()
+            controller.markStopped()
+        }
+        context.now = .now()
+        service.runtimeStarted(context: context)
+        deliverNotices()
+        var drainDeadline: MonotonicInstant?
+
+        while true {
+            context.statistics.loopTurns &+= 1
+            try poller.wait(timeout: nextTimeout(draining: drainDeadline != nil), into: &events)
+            context.now = .now()
+            for event in events { dispatch(event) }
+            context.closeDeferred()
+            fireDueTimers()
+            deliverCommands()
+            service.loopTurnEnded(context: context)
+            deliverNotices()
+            context.closeDeferred()
+
+            if drainDeadline == nil, context.stopRequested || controller.shutdownRequested {
+                controller.beginStopping()
+                deliverCommands()  // sent before the shutdown: still delivered
+                drainDeadline = context.now.advanced(by: options.shutdownGracePeriod)
+            }
+            if let deadline = drainDeadline {
+                if !hasPendingOutput() { break }
+                if context.now >= deadline {
+                    context.logger.warning("shutdown grace period over; closing resources with unsent output")
+                    break
+                }
+            }
+        }
+        service.runtimeStopped(context: context)
+        deliverNotices()
+    }
+
+    // MARK: One loop turn
+
+    @inline(__always)
+    private func dispatch(_ event: PollEvent) {
+        let id = ResourceID(rawValue: event.token.rawValue)
+        // Token → slot by index; a slot holding another id (or none) means the
+        // event is for a resource destroyed earlier in this batch: drop it.
+        let slot = id.slot
+        guard slot < context.slots.count, let resource = context.slots[slot].resource, resource.id == id else {
+            context.statistics.staleEventsDropped &+= 1
+            return
+        }
+        context.statistics.eventsDispatched &+= 1
+        let status = resource.handle(event.readiness, in: context) { resourceEvent in
+            // The Service may destroy the resource in an earlier emit of this same call.
+            guard resource.id == id else { return }
+            service.handle(resourceEvent, from: id, context: context)
+            deliverNotices()
+        }
+        switch status {
+        case .active: break
+        case .closed: context.end(resource, reason: .closed)
+        case .failed(let error): context.end(resource, reason: .failed(error))
+        }
+        deliverNotices()
+    }
+
+    private func nextTimeout(draining: Bool) -> Duration? {
+        if !context.notices.isEmpty { return .zero }
+        var timeout = context.loopTimeout
+        if draining { timeout = min(timeout ?? .milliseconds(10), .milliseconds(10)) }
+        if let deadline = context.timers.nextDeadline() {
+            let untilTimer = MonotonicInstant.now().duration(until: deadline)
+            timeout = min(timeout ?? untilTimer, untilTimer)
+        }
+        return timeout
+    }
+
+    private func fireDueTimers() {
+        while let timer = context.timers.popDue(now: context.now) {
+            context.statistics.timersFired &+= 1
+            service.timerFired(timer, context: context)
+            deliverNotices()
+        }
+    }
+
+    private func deliverCommands() {
+        controller.drain(into: &commandBatch)
+        while let command = commandBatch.popFirst() {
+            context.statistics.commandsDelivered &+= 1
+            service.handle(command: command, context: context)
+            deliverNotices()
+        }
+    }
+
+    @inline(__always)
+    private func deliverNotices() {
+        while let notice = context.notices.popFirst() {
+            switch notice {
+            case .registered(let id):
+                service.resourceRegistered(id, context: context)
+            case .disconnected(let id, let resource, let reason):
+                service.resourceDisconnected(id, resource: resource, reason: reason, context: context)
+            }
+        }
+    }
+
+    private func hasPendingOutput() -> Bool {
+        context.slots.contains { $0.resource?.hasPendingOutput == true }
+    }
+
+    /// Deregisters and closes every resource still registered.
+    private func shutdownResources() {
+        for slot in context.slots {
+            if let resource = slot.resource {
+                context.remove(resource)
+                resource.closeDescriptor()
+            }
+        }
+        context.closeDeferred()
+        context.notices.removeAll()
+    }
+}

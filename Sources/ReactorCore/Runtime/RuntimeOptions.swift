@@ -1,0 +1,26 @@
+import Logging
+
+/// Settings for a ``Runtime``.
+public struct RuntimeOptions: Sendable {
+    /// The longest one loop turn waits; nil waits until an event, timer or wake.
+    public var loopTimeout: Duration?
+    /// How long a graceful shutdown waits for queued output to drain before
+    /// closing the remaining resources anyway.
+    public var shutdownGracePeriod: Duration
+    /// Size of the read buffer all resources of the runtime share.
+    public var readBufferSize: Int
+    /// The logger the runtime and its Context use.
+    public var logger: Logger
+
+    public init(
+        loopTimeout: Duration? = nil,
+        shutdownGracePeriod: Duration = .seconds(5),
+        readBufferSize: Int = 64 * 1024,
+        logger: Logger = Logger(label: "swift-reactor")
+    ) {
+        self.loopTimeout = loopTimeout
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.readBufferSize = readBufferSize
+        self.logger = logger
+    }
+}

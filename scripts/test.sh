@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test; Swift Testing prints its own summary
+# ("Test run with N tests ... passed").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+swift build --build-tests
+swift test --skip-build --disable-xctest
