@@ -51,6 +51,9 @@ let package = Package(
         ),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
         .testTarget(name: "ConformanceTests", dependencies: ["Reactor"]),
+        // Runs the example executables as a user would; they must be built first
+        // (`swift build --build-tests` builds them).
+        .testTarget(name: "ExampleTests", dependencies: ["Reactor"]),
     ],
     swiftLanguageModes: [.v6]
 )
