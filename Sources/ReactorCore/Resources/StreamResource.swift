@@ -12,6 +12,9 @@ open class StreamResource: Resource {
     public private(set) var isReading = true
     /// Close once the queue drains (set by ``closeWhenFlushed()``).
     var closeAfterFlush = false
+    /// True while writes must queue without trying the descriptor (a TCP
+    /// connect in progress); the stream then keeps write interest.
+    var awaitingWritability = false
 
     public init(fd: FileDescriptor, reading: Bool = true) {
         isReading = reading
@@ -30,7 +33,7 @@ open class StreamResource: Resource {
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !isClosed else { return false }
-        if outbound.isEmpty {
+        if outbound.isEmpty && !awaitingWritability {
             switch Syscall.write(fd, from: bytes) {
             case .transferred(let n) where n == bytes.count:
                 return true
@@ -72,7 +75,7 @@ open class StreamResource: Resource {
 
     func updateInterest() {
         var wanted: Interest = isReading ? .read : .none
-        if !outbound.isEmpty { wanted.insert(.write) }
+        if !outbound.isEmpty || awaitingWritability { wanted.insert(.write) }
         setInterest(wanted)
     }
 
@@ -86,7 +89,11 @@ open class StreamResource: Resource {
             case .failed(let errno):
                 return .failed(ReactorError("write", .fd(fd.rawValue), errno: errno))
             case .transferred:
-                if closeAfterFlush { return .closed }
+                if closeAfterFlush, let id {
+                    // Same as an immediate closeWhenFlushed: a destroy the Service asked for.
+                    context.destroy(id)
+                    return .active
+                }
                 updateInterest()
             case .wouldBlock, .endOfFile:
                 break

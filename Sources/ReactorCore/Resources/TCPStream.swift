@@ -10,7 +10,6 @@ import Glibc
 /// end of file reports ``ResourceEvent/readClosed`` and leaves the write side
 /// open (half-close); a reset or other error ends the stream with that error.
 public final class TCPStream: StreamResource {
-    private var connecting = false
 
     /// Wraps a connected socket (from `accept4`), with TCP_NODELAY set.
     init(connected fd: FileDescriptor) {
@@ -19,9 +18,9 @@ public final class TCPStream: StreamResource {
     }
 
     private init(connecting fd: FileDescriptor) {
-        connecting = true
         super.init(fd: fd, reading: true)
-        interest = .write  // writable = connected (or failed)
+        awaitingWritability = true  // writable = connected (or failed); writes queue until then
+        interest = .both
     }
 
     public override var kind: String { "tcp-stream" }
@@ -54,15 +53,17 @@ public final class TCPStream: StreamResource {
     }
 
     public override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        if connecting {
+        if awaitingWritability {
             guard readiness.contains(.writable) || readiness.contains(.error) || readiness.contains(.hangup) else { return .active }
             if let errno = Syscall.pendingSocketError(fd) {
                 return .failed(ReactorError("connect", .fd(fd.rawValue), errno: errno))
             }
-            connecting = false
-            updateInterest()
+            awaitingWritability = false
             emit(.connected)
-            return .active
+            guard isRegistered else { return .active }
+            updateInterest()
+            // Bytes written while connecting go out now.
+            return super.handle(readiness.intersection(.writable), in: context, emit: emit)
         }
         return super.handle(readiness, in: context, emit: emit)
     }

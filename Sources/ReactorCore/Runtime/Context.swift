@@ -13,11 +13,11 @@ import SystemPackage
 /// stale event) and notifications to the Service (after the callback that
 /// caused them, so callbacks never nest).
 public final class Context {
-    struct Slot {
-        var resource: Resource?
+    @usableFromInline struct Slot {
+        @usableFromInline var resource: Resource?
     }
 
-    enum Notice {
+    @usableFromInline enum Notice {
         case registered(ResourceID)
         case disconnected(ResourceID, Resource, DisconnectReason)
     }
@@ -26,16 +26,16 @@ public final class Context {
     /// path is the generic Runtime's; these calls are the control path.
     let registrar: any Poller
 
-    var slots: [Slot] = []
+    @usableFromInline var slots: [Slot] = []
     private var freeSlots: [Int] = []
     private var nextSequence: UInt64 = 1
     private(set) var liveCount = 0
     /// Destroyed this batch; closed by `closeDeferred()`.
-    var closing: [Resource] = []
-    var notices = Deque<Notice>()
-    var timers = TimerQueue()
+    @usableFromInline var closing: [Resource] = []
+    @usableFromInline var notices = Deque<Notice>()
+    @usableFromInline var timers = TimerQueue()
     /// Set by `stop()` or the Controller; the loop then drains and ends.
-    var stopRequested = false
+    @usableFromInline var stopRequested = false
 
     /// The runtime's read buffer, shared by all its resources: one read at a
     /// time happens on this thread, so one buffer serves them all and a
@@ -43,11 +43,13 @@ public final class Context {
     public let readBuffer: UnsafeMutableRawBufferPointer
 
     /// The time at the start of the current batch (monotonic).
-    public internal(set) var now: MonotonicInstant = .now()
+    public var now: MonotonicInstant { currentTime }
+    @usableFromInline var currentTime: MonotonicInstant = .now()
     /// The longest a loop turn waits; the post-loop hook runs at least this often.
     public var loopTimeout: Duration?
     /// Counters for introspection.
-    public internal(set) var statistics = Statistics()
+    public var statistics: Statistics { counters }
+    @usableFromInline var counters = Statistics()
     /// The runtime's logger.
     public let logger: Logger
 
@@ -189,6 +191,7 @@ public final class Context {
     // MARK: Internal
 
     /// Takes a resource out of the table and the poller.
+    @usableFromInline
     func remove(_ resource: Resource) {
         guard let id = resource.id, resource.owner != nil else { return }
         do {
@@ -205,6 +208,7 @@ public final class Context {
 
     /// Ends a resource because of its own I/O: remove it, schedule the close,
     /// and queue the hand-back notice for the Service.
+    @usableFromInline
     func end(_ resource: Resource, reason: DisconnectReason) {
         guard let id = resource.id else { return }
         remove(resource)
@@ -221,6 +225,7 @@ public final class Context {
     }
 
     /// Closes the descriptors of resources destroyed in the batch just finished.
+    @usableFromInline
     func closeDeferred() {
         for resource in closing { resource.closeDescriptor() }
         closing.removeAll(keepingCapacity: true)

@@ -78,25 +78,25 @@ public final class Controller<Command: Sendable>: Sendable {
 
     // MARK: Runtime side
 
-    var shutdownRequested: Bool {
+    @usableFromInline var shutdownRequested: Bool {
         state.withLock { $0.phase != .running }
     }
 
-    func beginStopping() {
+    @usableFromInline func beginStopping() {
         state.withLock { if $0.phase == .running { $0.phase = .stopping } }
     }
 
     /// Moves queued commands into `batch` (which the loop reuses) under the lock.
-    func drain(into batch: inout Deque<Command>) {
+    @usableFromInline func drain(into batch: inout Deque<Command>) {
         guard hasPending.exchange(false, ordering: .acquiringAndReleasing) else { return }
         state.withLock { state in swap(&state.queue, &batch) }
     }
 
-    func markLoopThread() {
+    @usableFromInline func markLoopThread() {
         loopThread.store(UInt(bitPattern: pthreadSelfID()), ordering: .releasing)
     }
 
-    func markStopped() {
+    @usableFromInline func markStopped() {
         let wasStopped = state.withLock { state -> Bool in
             defer { state.phase = .stopped }
             return state.phase == .stopped

@@ -18,6 +18,11 @@ import Logging
 /// runs it; other threads use its ``controller``. ``spawn(name:options:makePoller:makeService:)``
 /// creates one on a thread of its own.
 public final class Runtime<P: Poller, S: Service> {
+    // The loop is `@inlinable` (its state `@usableFromInline`) so that a
+    // client module's `Runtime<EpollPoller, MyService>` is specialised there:
+    // `poller.wait` and `service.handle` become direct calls instead of
+    // witness-table calls through unspecialised generic code.
+
     /// The Service's handle on this runtime, usable before `run()` as well.
     public let context: Context
     /// The Service this runtime reports to.
@@ -25,11 +30,11 @@ public final class Runtime<P: Poller, S: Service> {
     /// The handle other threads use.
     public let controller: Controller<S.Command>
 
-    private let poller: P
-    private let options: RuntimeOptions
-    private var events: [PollEvent] = []
-    private var commandBatch = Deque<S.Command>()
-    private var hasRun = false
+    @usableFromInline let poller: P
+    @usableFromInline let options: RuntimeOptions
+    @usableFromInline var events: [PollEvent] = []
+    @usableFromInline var commandBatch = Deque<S.Command>()
+    @usableFromInline var hasRun = false
 
     /// Creates a runtime around an existing poller.
     public init(poller: P, service: S, options: RuntimeOptions = RuntimeOptions()) {
@@ -59,6 +64,7 @@ public final class Runtime<P: Poller, S: Service> {
     /// Runs the loop on the calling thread until a shutdown is requested
     /// (through the controller or ``Context/stop()``) and has completed.
     /// Throws if the poller fails; resources are closed either way.
+    @inlinable
     public func run() throws(ReactorError) {
         guard !hasRun else { throw ReactorError("run", detail: "this runtime has already run; create a new one") }
         hasRun = true
@@ -67,15 +73,15 @@ public final class Runtime<P: Poller, S: Service> {
             shutdownResources()
             controller.markStopped()
         }
-        context.now = .now()
+        context.currentTime = .now()
         service.runtimeStarted(context: context)
         deliverNotices()
         var drainDeadline: MonotonicInstant?
 
         while true {
-            context.statistics.loopTurns &+= 1
+            context.counters.loopTurns &+= 1
             try poller.wait(timeout: nextTimeout(draining: drainDeadline != nil), into: &events)
-            context.now = .now()
+            context.currentTime = .now()
             for event in events { dispatch(event) }
             context.closeDeferred()
             fireDueTimers()
@@ -103,17 +109,17 @@ public final class Runtime<P: Poller, S: Service> {
 
     // MARK: One loop turn
 
-    @inline(__always)
-    private func dispatch(_ event: PollEvent) {
+    @inlinable @inline(__always)
+    func dispatch(_ event: PollEvent) {
         let id = ResourceID(rawValue: event.token.rawValue)
         // Token → slot by index; a slot holding another id (or none) means the
         // event is for a resource destroyed earlier in this batch: drop it.
         let slot = id.slot
         guard slot < context.slots.count, let resource = context.slots[slot].resource, resource.id == id else {
-            context.statistics.staleEventsDropped &+= 1
+            context.counters.staleEventsDropped &+= 1
             return
         }
-        context.statistics.eventsDispatched &+= 1
+        context.counters.eventsDispatched &+= 1
         let status = resource.handle(event.readiness, in: context) { resourceEvent in
             // The Service may destroy the resource in an earlier emit of this same call.
             guard resource.id == id else { return }
@@ -128,7 +134,8 @@ public final class Runtime<P: Poller, S: Service> {
         deliverNotices()
     }
 
-    private func nextTimeout(draining: Bool) -> Duration? {
+    @inlinable
+    func nextTimeout(draining: Bool) -> Duration? {
         if !context.notices.isEmpty { return .zero }
         var timeout = context.loopTimeout
         if draining { timeout = min(timeout ?? .milliseconds(10), .milliseconds(10)) }
@@ -139,25 +146,27 @@ public final class Runtime<P: Poller, S: Service> {
         return timeout
     }
 
-    private func fireDueTimers() {
+    @inlinable
+    func fireDueTimers() {
         while let timer = context.timers.popDue(now: context.now) {
-            context.statistics.timersFired &+= 1
+            context.counters.timersFired &+= 1
             service.timerFired(timer, context: context)
             deliverNotices()
         }
     }
 
-    private func deliverCommands() {
+    @inlinable
+    func deliverCommands() {
         controller.drain(into: &commandBatch)
         while let command = commandBatch.popFirst() {
-            context.statistics.commandsDelivered &+= 1
+            context.counters.commandsDelivered &+= 1
             service.handle(command: command, context: context)
             deliverNotices()
         }
     }
 
-    @inline(__always)
-    private func deliverNotices() {
+    @inlinable @inline(__always)
+    func deliverNotices() {
         while let notice = context.notices.popFirst() {
             switch notice {
             case .registered(let id):
@@ -168,12 +177,14 @@ public final class Runtime<P: Poller, S: Service> {
         }
     }
 
-    private func hasPendingOutput() -> Bool {
+    @usableFromInline
+    func hasPendingOutput() -> Bool {
         context.slots.contains { $0.resource?.hasPendingOutput == true }
     }
 
     /// Deregisters and closes every resource still registered.
-    private func shutdownResources() {
+    @usableFromInline
+    func shutdownResources() {
         for slot in context.slots {
             if let resource = slot.resource {
                 context.remove(resource)

@@ -4,11 +4,12 @@ import HeapModule
 /// order, so timers due at the same instant fire in the order they were
 /// set), with lazy cancellation. Arming and cancelling are O(log n) and O(1);
 /// 100,000 pending timers cost a few megabytes and no scans.
+@usableFromInline
 struct TimerQueue {
-    struct Entry: Comparable {
-        var deadline: MonotonicInstant
-        var id: TimerID
-        static func < (a: Entry, b: Entry) -> Bool {
+    @usableFromInline struct Entry: Comparable {
+        @usableFromInline var deadline: MonotonicInstant
+        @usableFromInline var id: TimerID
+        @usableFromInline static func < (a: Entry, b: Entry) -> Bool {
             a.deadline != b.deadline ? a.deadline < b.deadline : a.id < b.id
         }
     }
@@ -16,11 +17,11 @@ struct TimerQueue {
     /// Live timers: id → repeat interval (nil for one-shot). An entry in the
     /// heap whose id is not here, or whose deadline is not the live one, was
     /// cancelled or re-armed and is skipped when it surfaces.
-    private var live: [TimerID: (deadline: MonotonicInstant, interval: Duration?)] = [:]
-    private var heap = Heap<Entry>()
-    private var nextID: UInt64 = 1
+    @usableFromInline var live: [TimerID: (deadline: MonotonicInstant, interval: Duration?)] = [:]
+    @usableFromInline var heap = Heap<Entry>()
+    @usableFromInline var nextID: UInt64 = 1
 
-    var count: Int { live.count }
+    @usableFromInline var count: Int { live.count }
 
     mutating func schedule(at deadline: MonotonicInstant, repeating interval: Duration?) -> TimerID {
         let id = TimerID(rawValue: nextID)
@@ -40,6 +41,7 @@ struct TimerQueue {
     }
 
     /// The earliest live deadline, discarding cancelled entries on the way.
+    @usableFromInline
     mutating func nextDeadline() -> MonotonicInstant? {
         while let top = heap.min {
             if let entry = live[top.id], entry.deadline == top.deadline { return top.deadline }
@@ -51,6 +53,7 @@ struct TimerQueue {
     /// Removes and returns the earliest timer due at or before `now`; a
     /// repeating timer is re-armed one interval later (or one interval after
     /// `now` if it fell behind, so a slow loop does not fire it in a burst).
+    @usableFromInline
     mutating func popDue(now: MonotonicInstant) -> TimerID? {
         guard let deadline = nextDeadline(), deadline <= now, let top = heap.popMin() else { return nil }
         let id = top.id
