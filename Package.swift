@@ -46,7 +46,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "Microbench",
-            dependencies: ["Reactor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Reactor", "CReactorSys",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Tools/Microbench"
         ),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),

@@ -22,4 +22,19 @@ extern const char *strerrorname_np(int errnum);
 #include <pthread.h>
 extern int pthread_setname_np(pthread_t thread, const char *name);
 
+// sched_setaffinity and the CPU_SET macros are _GNU_SOURCE-only in <sched.h>;
+// cpu_set_t and the __CPU_*_S helpers behind those macros are not.
+#include <sched.h>
+#include <errno.h>
+extern int sched_setaffinity(__pid_t pid, size_t cpusetsize, const cpu_set_t *mask);
+
+/// Pins thread `tid` (0: the calling thread) to CPU `cpu`. Returns 0, or -1 with errno set.
+static inline int reactor_pin_thread(__pid_t tid, int cpu) {
+    if (cpu < 0 || cpu >= __CPU_SETSIZE) { errno = EINVAL; return -1; }
+    cpu_set_t set;
+    __CPU_ZERO_S(sizeof set, &set);
+    __CPU_SET_S(cpu, sizeof set, &set);
+    return sched_setaffinity(tid, sizeof set, &set);
+}
+
 #endif
