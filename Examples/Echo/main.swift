@@ -51,19 +51,26 @@ struct Echo: ParsableCommand {
             throw ExitCode(2)
         }
         do {
-            try serve(chosen.pollerType)
+            try chosen.visit(Serve(host: host, port: port))
         } catch {
             printError("echo: \(error)")
             throw ExitCode.failure
         }
+    }
+}
 
-        func serve<P: Poller>(_ type: P.Type) throws {
-            let runtime = try Runtime<P, EchoService>(service: EchoService(port: port))
-            let listener = try TCPListener(bindingTo: SocketAddress(host: host, port: port))
-            try runtime.context.register(listener)
-            print("echo listening on \(listener.localAddress) (backend \(P.name))")
-            flushStandardOutput()
-            try runtime.run()
-        }
+/// The server, generic over the backend; `Backend.visit` picks the concrete
+/// poller type once, so the loop below is specialised for it.
+struct Serve: PollerVisitor {
+    let host: String
+    let port: UInt16
+
+    func visit<P: Poller>(_ type: P.Type) throws {
+        let runtime = try Runtime<P, EchoService>(service: EchoService(port: port))
+        let listener = try TCPListener(bindingTo: SocketAddress(host: host, port: port))
+        try runtime.context.register(listener)
+        print("echo listening on \(listener.localAddress) (backend \(P.name))")
+        flushStandardOutput()
+        try runtime.run()
     }
 }

@@ -9,8 +9,9 @@ import Glibc
 /// A polling backend chosen at run time: by name, from the `REACTOR_BACKEND`
 /// environment variable, or from a `--backend` flag.
 ///
-/// The choice is made once, at start: ``withPollerType(_:)`` opens it into
-/// the generic `Runtime<P, S>` path, so no event pays for it.
+/// The choice is made once, at start: ``visit(_:)`` switches over the
+/// concrete poller types in the caller's module, so `Runtime<P, S>` is
+/// specialised for each and no event pays for the choice.
 public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     case epoll
     case poll
@@ -47,7 +48,23 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The `Poller` type behind this backend.
+    /// Calls `visitor.visit(P.self)` with this backend's concrete poller type.
+    ///
+    /// `@inlinable`, so the switch is compiled into the caller's module and
+    /// each branch specialises the visitor's generic code for one backend.
+    /// (Opening `pollerType`, an existential metatype, would instead run
+    /// the loop as unspecialised generic code, with a witness-table call per
+    /// poller operation and Service callback.)
+    @inlinable
+    public func visit<V: PollerVisitor>(_ visitor: V) throws -> V.Result {
+        switch self {
+        case .epoll: return try visitor.visit(EpollPoller.self)
+        case .poll: return try visitor.visit(PollPoller.self)
+        }
+    }
+
+    /// The `Poller` type behind this backend, type-erased (for tests and tools
+    /// where specialisation does not matter; servers use ``visit(_:)``).
     public var pollerType: any Poller.Type {
         switch self {
         case .epoll: return EpollPoller.self
@@ -64,4 +81,19 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
         case .poll: return try PollPoller()
         }
     }
+}
+
+/// Generic code to run with a backend chosen at run time; see ``Backend/visit(_:)``.
+///
+/// ```swift
+/// struct Serve: PollerVisitor {
+///     func visit<P: Poller>(_ type: P.Type) throws {
+///         try Runtime<P, EchoService>(service: EchoService()).run()
+///     }
+/// }
+/// try Backend(name: "poll").visit(Serve())
+/// ```
+public protocol PollerVisitor {
+    associatedtype Result
+    func visit<P: Poller>(_ type: P.Type) throws -> Result
 }
