@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "ReactorCore", targets: ["ReactorCore"]),
         .library(name: "PollEpoll", targets: ["PollEpoll"]),
         .library(name: "PollPoll", targets: ["PollPoll"]),
+        .library(name: "PollLibev", targets: ["PollLibev"]),
+        .library(name: "PollUring", targets: ["PollUring"]),
         .library(name: "Reactor", targets: ["Reactor"]),
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "reactor-microbench", targets: ["Microbench"]),
@@ -38,7 +40,13 @@ let package = Package(
         ),
         .target(name: "PollEpoll", dependencies: ["ReactorCore", "CReactorSys"]),
         .target(name: "PollPoll", dependencies: ["ReactorCore", "CReactorSys"]),
-        .target(name: "Reactor", dependencies: ["ReactorCore", "PollEpoll", "PollPoll"]),
+        // libev from Debian's libev-dev; compiles to nothing when the header is absent.
+        .systemLibrary(name: "CLibev", path: "Sources/CLibev"),
+        .target(name: "PollLibev", dependencies: ["ReactorCore", "CReactorSys", "CLibev"]),
+        // io_uring through Debian's liburing-dev; compiles to nothing when the header is absent.
+        .systemLibrary(name: "CUring", path: "Sources/CUring"),
+        .target(name: "PollUring", dependencies: ["ReactorCore", "CReactorSys", "CUring"]),
+        .target(name: "Reactor", dependencies: ["ReactorCore", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         .executableTarget(
             name: "Echo",
             dependencies: ["Reactor", .product(name: "ArgumentParser", package: "swift-argument-parser")],

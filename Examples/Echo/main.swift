@@ -33,7 +33,7 @@ final class EchoService: Service {
 struct Echo: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "A TCP echo server on swift-reactor.")
 
-    @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else \(Backend.default)).")
+    @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else the best available).")
     var backend: String?
 
     @Option(help: "TCP port on 127.0.0.1 (0 picks a free one).")
@@ -42,16 +42,22 @@ struct Echo: ParsableCommand {
     @Option(help: "Address to bind.")
     var host = "127.0.0.1"
 
+    @Flag(help: "Fail instead of falling back when the requested backend cannot run.")
+    var strictBackend = false
+
     mutating func run() throws {
-        let chosen: Backend
+        let choice: Backend.Choice
         do throws(ReactorError) {
-            if let backend { chosen = try Backend(name: backend) } else { chosen = try Backend.fromEnvironment() }
+            var requested: Backend? = nil
+            if let backend { requested = try Backend(name: backend) } else { requested = try Backend.fromEnvironment() }
+            choice = try Backend.choose(requested: requested, strict: strictBackend)
         } catch {
             printError("echo: \(error.detail ?? "\(error)")")
             throw ExitCode(2)
         }
+        printError("echo: backend \(choice.backend) (\(choice.reason))")
         do {
-            try chosen.visit(Serve(host: host, port: port))
+            try choice.backend.visit(Serve(host: host, port: port))
         } catch {
             printError("echo: \(error)")
             throw ExitCode.failure

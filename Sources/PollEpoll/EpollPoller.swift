@@ -146,34 +146,3 @@ public final class EpollPoller: Poller {
         buffer = bigger
     }
 }
-
-/// Wakes an epoll (or poll) wait by writing to an eventfd the poller watches.
-/// A class so the descriptor lives exactly as long as the last holder: the
-/// Controller may outlive the poller, and a waker must never write into a
-/// descriptor number that has been closed and reused.
-public final class EventfdWaker: PollerWaker {
-    let fd: Int32
-    /// Set by the first wake after a reset; later wakes skip the system call.
-    private let armed = Atomic<Bool>(false)
-
-    init() throws(ReactorError) {
-        fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard fd >= 0 else { throw ReactorError.lastErrno("eventfd") }
-    }
-
-    deinit { _ = Glibc.close(fd) }
-
-    public func wake() {
-        guard !armed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        var one: UInt64 = 1
-        _ = Glibc.write(fd, &one, 8)  // EAGAIN only if the counter is saturated: already awake
-    }
-
-    /// Called by the poller when the eventfd fired, before the runtime looks
-    /// at its command queue, so a wake that races the drain is never lost.
-    func reset() {
-        var value: UInt64 = 0
-        _ = Glibc.read(fd, &value, 8)
-        armed.store(false, ordering: .releasing)
-    }
-}

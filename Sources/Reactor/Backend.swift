@@ -1,6 +1,8 @@
 @_exported import ReactorCore
 import PollEpoll
+import PollLibev
 import PollPoll
+import PollUring
 
 #if canImport(Glibc)
 import Glibc
@@ -12,35 +14,37 @@ import Glibc
 /// The choice is made once, at start: ``visit(_:)`` switches over the
 /// concrete poller types in the caller's module, so `Runtime<P, S>` is
 /// specialised for each and no event pays for the choice.
+///
+/// Every name always parses; libev and io_uring may be *not built* (their
+/// Debian package was missing at build time) or, for io_uring, *unavailable*
+/// at run time. ``availability`` says which and why.
 public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     case epoll
     case poll
+    case libev
+    case uring
 
-    /// The environment variable read by ``fromEnvironment(default:)``.
+    /// The environment variable read by ``fromEnvironment()``.
     public static let environmentVariable = "REACTOR_BACKEND"
-
-    /// The backend used when none is named: epoll, Linux's native interface.
-    public static let `default`: Backend = .epoll
-
-    /// Every backend built into this binary, in order of preference.
-    public static var built: [Backend] { allCases }
 
     /// The names accepted by ``init(name:)``, for error messages.
     public static var validNames: String { allCases.map(\.rawValue).joined(separator: ", ") }
 
     public var description: String { rawValue }
 
-    /// Parses a backend name (case-insensitive). The error lists the valid names.
+    /// Parses a backend name (case-insensitive; `io_uring` is accepted for
+    /// `uring`). The error lists the valid names.
     public init(name: String) throws(ReactorError) {
-        guard let backend = Backend(rawValue: name.lowercased()) else {
+        let key = name.lowercased() == "io_uring" ? "uring" : name.lowercased()
+        guard let backend = Backend(rawValue: key) else {
             throw ReactorError("backend", .named(name), detail: "unknown backend '\(name)'; valid names: \(Backend.validNames)")
         }
         self = backend
     }
 
-    /// The backend named by `REACTOR_BACKEND`, or `fallback` when it is unset or empty.
-    public static func fromEnvironment(default fallback: Backend = .default) throws(ReactorError) -> Backend {
-        guard let value = getenv(environmentVariable).map({ String(cString: $0) }), !value.isEmpty else { return fallback }
+    /// The backend named by `REACTOR_BACKEND`, or nil when it is unset or empty.
+    public static func fromEnvironment() throws(ReactorError) -> Backend? {
+        guard let value = getenv(environmentVariable).map({ String(cString: $0) }), !value.isEmpty else { return nil }
         do {
             return try Backend(name: value)
         } catch {
@@ -48,38 +52,168 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
         }
     }
 
+    // MARK: What is built and what can run
+
+    /// Whether this binary contains the backend.
+    public var isBuilt: Bool {
+        switch self {
+        case .epoll, .poll: return true
+        case .libev:
+            #if canImport(CLibev)
+            return true
+            #else
+            return false
+            #endif
+        case .uring:
+            #if canImport(CUring)
+            return true
+            #else
+            return false
+            #endif
+        }
+    }
+
+    /// Every backend built into this binary.
+    public static var built: [Backend] { allCases.filter(\.isBuilt) }
+
+    /// Whether a backend can run here, and if not, why.
+    public enum Availability: Sendable, CustomStringConvertible {
+        case available
+        /// Compiled out: the Debian package named in the message was missing at build time.
+        case notBuilt(String)
+        /// Built, but the kernel or the process's limits refuse it.
+        case unavailable(ReactorError)
+
+        public var isAvailable: Bool { if case .available = self { return true } else { return false } }
+
+        public var description: String {
+            switch self {
+            case .available: return "available"
+            case .notBuilt(let why): return "not built: \(why)"
+            case .unavailable(let error): return "unavailable: \(error)"
+            }
+        }
+    }
+
+    /// Tries the backend (creates and drops a poller) and says whether it runs here.
+    public var availability: Availability {
+        guard isBuilt else {
+            let package = self == .libev ? "libev-dev" : "liburing-dev"
+            return .notBuilt("this binary was built without \(rawValue); install Debian's \(package) (apt-get install -y \(package)) and rebuild clean (rm -rf .build)")
+        }
+        do {
+            _ = try makePoller()
+            return .available
+        } catch {
+            return .unavailable(error)
+        }
+    }
+
+    /// Every backend with its availability, in ``preference`` order.
+    public static var available: [(backend: Backend, availability: Availability)] {
+        preference.map { ($0, $0.availability) }
+    }
+
+    /// The order in which the default is chosen: the first available wins.
+    /// epoll leads because it measured fastest at the connection counts most
+    /// services run (see README, "Choosing a backend"); io_uring, libev and
+    /// poll follow.
+    public static let preference: [Backend] = [.epoll, .uring, .libev, .poll]
+
+    // MARK: Choosing
+
+    /// The outcome of ``choose(requested:strict:)``: the backend to run and a
+    /// sentence saying why, for the log.
+    public struct Choice: Sendable {
+        public var backend: Backend
+        public var reason: String
+    }
+
+    /// Picks the backend to run.
+    ///
+    /// - With no request (no flag, `REACTOR_BACKEND` unset), the first
+    ///   available backend in ``preference``.
+    /// - With a request that is available, that backend.
+    /// - With a request that is not (not built, or io_uring refused by the
+    ///   kernel): when `strict`, an error naming the cause; otherwise the
+    ///   default, with the cause in ``Choice/reason``. Never silent: log the reason.
+    public static func choose(requested: Backend?, strict: Bool = false) throws(ReactorError) -> Choice {
+        if let requested {
+            let availability = requested.availability
+            if availability.isAvailable { return Choice(backend: requested, reason: "requested") }
+            if strict {
+                throw ReactorError("backend", .named(requested.rawValue), detail: "\(availability)")
+            }
+            let fallback = try firstAvailable(excluding: requested)
+            return Choice(backend: fallback, reason: "\(requested) was requested but is \(availability); falling back to \(fallback), the best available")
+        }
+        let best = try firstAvailable(excluding: nil)
+        return Choice(backend: best, reason: "default: the best available backend")
+    }
+
+    private static func firstAvailable(excluding excluded: Backend?) throws(ReactorError) -> Backend {
+        for backend in preference where backend != excluded && backend.availability.isAvailable { return backend }
+        throw ReactorError("backend", detail: "no backend can run here: " + available.map { "\($0.backend): \($0.availability)" }.joined(separator: "; "))
+    }
+
+    // MARK: Reaching the generic path
+
     /// Calls `visitor.visit(P.self)` with this backend's concrete poller type.
     ///
     /// `@inlinable`, so the switch is compiled into the caller's module and
     /// each branch specialises the visitor's generic code for one backend.
-    /// (Opening `pollerType`, an existential metatype, would instead run
+    /// (Opening ``pollerType``, an existential metatype, would instead run
     /// the loop as unspecialised generic code, with a witness-table call per
-    /// poller operation and Service callback.)
+    /// poller operation and Service callback.) Throws for a backend that is
+    /// not built.
     @inlinable
     public func visit<V: PollerVisitor>(_ visitor: V) throws -> V.Result {
         switch self {
         case .epoll: return try visitor.visit(EpollPoller.self)
         case .poll: return try visitor.visit(PollPoller.self)
+        case .libev:
+            #if canImport(CLibev)
+            return try visitor.visit(LibevPoller.self)
+            #else
+            throw ReactorError("backend", .named("libev"), detail: "\(availability)")
+            #endif
+        case .uring:
+            #if canImport(CUring)
+            return try visitor.visit(UringPoller.self)
+            #else
+            throw ReactorError("backend", .named("uring"), detail: "\(availability)")
+            #endif
         }
     }
 
     /// The `Poller` type behind this backend, type-erased (for tests and tools
     /// where specialisation does not matter; servers use ``visit(_:)``).
-    public var pollerType: any Poller.Type {
+    /// Nil when the backend is not built.
+    public var pollerType: (any Poller.Type)? {
         switch self {
         case .epoll: return EpollPoller.self
         case .poll: return PollPoller.self
+        case .libev:
+            #if canImport(CLibev)
+            return LibevPoller.self
+            #else
+            return nil
+            #endif
+        case .uring:
+            #if canImport(CUring)
+            return UringPoller.self
+            #else
+            return nil
+            #endif
         }
     }
 
-    /// Creates a poller of this backend, type-erased. Pass it to a generic
-    /// function (`func start<P: Poller>(_ poller: P)`) to reach the
-    /// specialised path.
+    /// Creates a poller of this backend, type-erased.
     public func makePoller() throws(ReactorError) -> any Poller {
-        switch self {
-        case .epoll: return try EpollPoller()
-        case .poll: return try PollPoller()
+        guard let type = pollerType else {
+            throw ReactorError("backend", .named(rawValue), detail: "not built into this binary")
         }
+        return try type.init()
     }
 }
 

@@ -1,0 +1,246 @@
+#if canImport(CUring)
+import CReactorSys
+import CUring
+import ReactorCore
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The io_uring backend: `IORING_OP_POLL_ADD` requests on a ring, submitted
+/// and waited for in one `io_uring_submit_and_wait_timeout` call, completions
+/// reaped in batches, an eventfd waker with its own poll on the ring.
+///
+/// **Level-triggered by one-shot re-arm.** Each poll request completes once;
+/// after reporting it, the backend arms a new one at the start of the next
+/// wait, and the kernel completes it at once if the descriptor is still
+/// ready, which is exactly level-triggered. Multishot polls are
+/// edge-triggered (data left unread produces no further completion), and the
+/// runtime reads once per event rather than to EAGAIN, so multishot would
+/// need a drain signal the Poller contract does not have.
+///
+/// **Stale completions.** `user_data` packs the descriptor and a generation
+/// that changes with every (re)registration; a completion whose generation
+/// is not the descriptor's current one is dropped. Interest changes remove
+/// the armed poll and add a new one; deregistration submits the remove at
+/// once, so the ring lets go of the file before the runtime closes it.
+public final class UringPoller: Poller {
+    public static let name = "uring"
+
+    public let waker: EventfdWaker
+    /// Allocated: liburing's struct must stay at one address for the ring's lifetime.
+    private let ring: UnsafeMutablePointer<io_uring>
+
+    private struct Registration {
+        var token: UInt64 = 0
+        var interest: Interest = .none
+        var generation: UInt64 = 0
+        var registered = false
+        /// A poll request for this generation is in flight (or queued).
+        var armed = false
+    }
+    private var table: [Registration] = []
+    /// Descriptors to arm at the start of the next wait.
+    private var toArm: [Int32] = []
+    private var wakerArmed = false
+    private let batch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    private static let batchSize: UInt32 = 256
+
+    // user_data: kind in bits 62-63, generation in 32-61, descriptor in 0-31.
+    private static let kindPoll: UInt64 = 0
+    private static let kindControl: UInt64 = 1 << 62
+    private static let kindWaker: UInt64 = 2 << 62
+    private static let generationMask: UInt64 = (1 << 30) - 1
+
+    /// Creates the ring. Throws an error naming the cause when io_uring is
+    /// unavailable: the `kernel.io_uring_disabled` sysctl, ENOSYS, EPERM, or
+    /// ENOMEM from the locked-memory limit.
+    public init() throws(ReactorError) {
+        ring = .allocate(capacity: 1)
+        var params = io_uring_params()
+        params.flags = UInt32(IORING_SETUP_CQSIZE)
+        // A large completion queue: one poll completion per ready descriptor per turn.
+        params.cq_entries = 16384
+        let rc = io_uring_queue_init_params(1024, ring, &params)
+        if rc < 0 {
+            ring.deallocate()
+            let errno = Errno(rawValue: -rc)
+            throw ReactorError("io_uring_queue_init", errno: errno, detail: "io_uring unavailable: \(UringAvailability.explain(errno))")
+        }
+        batch = .allocate(capacity: Int(UringPoller.batchSize))
+        do {
+            waker = try EventfdWaker()
+        } catch {
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            batch.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        // Exiting the ring cancels every request it still holds.
+        io_uring_queue_exit(ring)
+        ring.deallocate()
+        batch.deallocate()
+    }
+
+    public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        let index = Int(fd.rawValue)
+        if index < table.count, table[index].registered {
+            throw ReactorError("register", .fd(fd.rawValue), errno: .fileExists)
+        }
+        // A poll request on a bad descriptor would fail only when submitted; check now.
+        try Syscall.checkOpen(fd, operation: "register")
+        if index >= table.count { table.append(contentsOf: repeatElement(Registration(), count: index + 1 - table.count)) }
+        table[index].generation &+= 1
+        table[index].registered = true
+        table[index].armed = false
+        table[index].token = token.rawValue
+        table[index].interest = interest
+        if interest != .none { toArm.append(fd.rawValue) }
+    }
+
+    public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        let index = Int(fd.rawValue)
+        guard index < table.count, table[index].registered else {
+            throw ReactorError("reregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory)
+        }
+        disarm(index)
+        table[index].token = token.rawValue
+        table[index].interest = interest
+        if interest != .none { toArm.append(fd.rawValue) }
+    }
+
+    public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
+        let index = Int(fd.rawValue)
+        guard index < table.count, table[index].registered else {
+            throw ReactorError("deregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory)
+        }
+        let wasArmed = table[index].armed
+        disarm(index)
+        table[index].registered = false
+        // The caller closes the descriptor next; the ring must drop its poll first.
+        if wasArmed { io_uring_submit(ring) }
+    }
+
+    public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
+        events.removeAll(keepingCapacity: true)
+        for fd in toArm {
+            let entry = table[Int(fd)]
+            if entry.registered && !entry.armed && entry.interest != .none { arm(Int(fd)) }
+        }
+        toArm.removeAll(keepingCapacity: true)
+        if !wakerArmed {
+            wakerArmed = true
+            let sqe = nextSQE()
+            io_uring_prep_poll_add(sqe, waker.fd, UInt32(POLLIN))
+            io_uring_sqe_set_data64(sqe, UringPoller.kindWaker)
+        }
+
+        var first: UnsafeMutablePointer<io_uring_cqe>?
+        let rc: Int32
+        if timeout == .zero {
+            rc = io_uring_submit(ring)
+        } else if let timeout {
+            let ns = timeout.nanoseconds
+            var ts = __kernel_timespec(tv_sec: Int64(ns / 1_000_000_000), tv_nsec: Int64(ns % 1_000_000_000))
+            rc = io_uring_submit_and_wait_timeout(ring, &first, 1, &ts, nil)
+        } else {
+            rc = io_uring_submit_and_wait_timeout(ring, &first, 1, nil, nil)
+        }
+        if rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY {
+            throw ReactorError("io_uring_submit_and_wait", errno: Errno(rawValue: -rc))
+        }
+        reap(into: &events)
+    }
+
+    // MARK: Helpers
+
+    private func reap(into events: inout [PollEvent]) {
+        while true {
+            let count = io_uring_peek_batch_cqe(ring, batch, UringPoller.batchSize)
+            if count == 0 { return }
+            for index in 0..<Int(count) {
+                // Sound: peek_batch filled `count` valid pointers into the CQ
+                // ring, which stay valid until cq_advance below.
+                let cqe = batch[index]!.pointee
+                complete(userData: cqe.user_data, result: cqe.res, into: &events)
+            }
+            io_uring_cq_advance(ring, count)
+        }
+    }
+
+    @inline(__always)
+    private func complete(userData: UInt64, result: Int32, into events: inout [PollEvent]) {
+        switch userData & (3 << 62) {
+        case UringPoller.kindControl:
+            return  // a remove's own completion: nothing to report
+        case UringPoller.kindWaker:
+            wakerArmed = false
+            waker.reset()
+            return
+        default:
+            break
+        }
+        let index = Int(userData & 0xFFFF_FFFF)
+        let generation = (userData >> 32) & UringPoller.generationMask
+        guard index < table.count, table[index].registered,
+              table[index].generation & UringPoller.generationMask == generation else {
+            return  // for a descriptor removed or re-registered since: stale
+        }
+        table[index].armed = false
+        if table[index].interest != .none { toArm.append(Int32(index)) }
+        if result == -ECANCELED { return }
+        let readiness: Readiness = result < 0 ? .error : UringPoller.readiness(UInt32(bitPattern: result))
+        events.append(PollEvent(token: Token(table[index].token), readiness: readiness))
+    }
+
+    private func arm(_ index: Int) {
+        table[index].armed = true
+        let entry = table[index]
+        var mask: UInt32 = 0
+        if entry.interest.contains(.read) { mask |= UInt32(POLLIN) | UInt32(UInt16(bitPattern: reactor_POLLRDHUP)) }
+        if entry.interest.contains(.write) { mask |= UInt32(POLLOUT) }
+        let sqe = nextSQE()
+        io_uring_prep_poll_add(sqe, Int32(index), mask)
+        io_uring_sqe_set_data64(sqe, UringPoller.tag(index, entry.generation))
+    }
+
+    /// Cancels the armed poll, if any, and moves to a new generation so its
+    /// late completion is recognised as stale.
+    private func disarm(_ index: Int) {
+        if table[index].armed {
+            let sqe = nextSQE()
+            io_uring_prep_poll_remove(sqe, UringPoller.tag(index, table[index].generation))
+            io_uring_sqe_set_data64(sqe, UringPoller.kindControl)
+            table[index].armed = false
+        }
+        table[index].generation &+= 1
+    }
+
+    private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe> {
+        if let sqe = io_uring_get_sqe(ring) { return sqe }
+        // The submission queue is full: hand it to the kernel, which consumes
+        // every entry during submit (no SQPOLL), so the next get succeeds.
+        io_uring_submit(ring)
+        return io_uring_get_sqe(ring)!
+    }
+
+    private static func tag(_ index: Int, _ generation: UInt64) -> UInt64 {
+        kindPoll | (generation & generationMask) << 32 | UInt64(UInt32(truncatingIfNeeded: index))
+    }
+
+    @inline(__always)
+    private static func readiness(_ bits: UInt32) -> Readiness {
+        var readiness: Readiness = []
+        if bits & UInt32(POLLIN) != 0 { readiness.insert(.readable) }
+        if bits & UInt32(POLLOUT) != 0 { readiness.insert(.writable) }
+        if bits & (UInt32(POLLERR) | UInt32(POLLNVAL)) != 0 { readiness.insert(.error) }
+        if bits & UInt32(POLLHUP) != 0 { readiness.insert(.hangup) }
+        if bits & UInt32(UInt16(bitPattern: reactor_POLLRDHUP)) != 0 { readiness.insert(.readClosed) }
+        return readiness
+    }
+}
+#endif
