@@ -8,7 +8,8 @@ import Glibc
 #endif
 
 /// The Linux epoll backend: `epoll_create1`, `epoll_ctl`, `epoll_wait`,
-/// level-triggered, the token in `data.u64`, an eventfd waker.
+/// level-triggered, the descriptor number in `data.u64` (its token and
+/// interest are looked up in dense per-descriptor tables), an eventfd waker.
 ///
 /// epoll reports `EPOLLERR` and `EPOLLHUP` even for a descriptor registered
 /// with no events, so `.none` interest is implemented by taking the descriptor
@@ -21,6 +22,11 @@ public final class EpollPoller: Poller {
     /// Per descriptor number: the registered interest, plus one, or 0 when not
     /// registered. Descriptor numbers are dense, so an array beats a dictionary.
     private var registered: [UInt8] = []
+    /// Per descriptor number: the token of its registration. epoll carries the
+    /// descriptor number, not the token, so that `wait` also finds the
+    /// interest: under read interest a hangup or error must come with
+    /// `.readable`, and epoll reports a pipe's `EPOLLHUP` without `EPOLLIN`.
+    private var tokens: [UInt64] = []
     /// epoll_wait's output buffer, reused; doubled when a wait fills it.
     private var buffer: UnsafeMutableBufferPointer<epoll_event>
 
@@ -62,7 +68,7 @@ public final class EpollPoller: Poller {
             // Not in the epoll set, but the contract still wants EBADF for a closed descriptor.
             try Syscall.checkOpen(fd, operation: "register")
         }
-        setState(of: fd, interest: interest)
+        setState(of: fd, token: token, interest: interest)
     }
 
     public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
@@ -75,7 +81,7 @@ public final class EpollPoller: Poller {
         case (false, true): try control(EPOLL_CTL_DEL, fd, token: token, interest: interest, operation: "reregister")
         case (false, false): try control(EPOLL_CTL_MOD, fd, token: token, interest: interest, operation: "reregister")
         }
-        setState(of: fd, interest: interest)
+        setState(of: fd, token: token, interest: interest)
     }
 
     public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
@@ -96,12 +102,16 @@ public final class EpollPoller: Poller {
         }
         for index in 0..<Int(count) {
             let event = buffer[index]
-            let token = event.data.u64
-            if token == EpollPoller.wakerToken {
+            let data = event.data.u64
+            if data == EpollPoller.wakerToken {
                 waker.reset()
                 continue
             }
-            events.append(PollEvent(token: Token(token), readiness: EpollPoller.readiness(event.events)))
+            let fd = Int(truncatingIfNeeded: data)
+            let state = fd < registered.count ? registered[fd] : 0
+            guard state > 1 else { continue }  // not registered, or parked: cannot happen, but never report it
+            let readiness = EpollPoller.readiness(event.events).normalized(for: Interest(rawValue: state - 1))
+            events.append(PollEvent(token: Token(tokens[fd]), readiness: readiness))
         }
         if Int(count) == buffer.count { grow() }
     }
@@ -123,7 +133,7 @@ public final class EpollPoller: Poller {
         var event = epoll_event()
         if interest.contains(.read) { event.events |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
         if interest.contains(.write) { event.events |= EPOLLOUT.rawValue }
-        event.data.u64 = token.rawValue
+        event.data.u64 = UInt64(UInt32(bitPattern: fd.rawValue))
         guard epoll_ctl(epfd, op, fd.rawValue, &event) == 0 else {
             throw ReactorError.lastErrno(operation, .fd(fd.rawValue))
         }
@@ -134,10 +144,14 @@ public final class EpollPoller: Poller {
         return index >= 0 && index < registered.count ? registered[index] : 0
     }
 
-    private func setState(of fd: FileDescriptor, interest: Interest) {
+    private func setState(of fd: FileDescriptor, token: Token, interest: Interest) {
         let index = Int(fd.rawValue)
-        if index >= registered.count { registered.append(contentsOf: repeatElement(0, count: index + 1 - registered.count)) }
+        if index >= registered.count {
+            registered.append(contentsOf: repeatElement(0, count: index + 1 - registered.count))
+            tokens.append(contentsOf: repeatElement(0, count: index + 1 - tokens.count))
+        }
         registered[index] = interest.rawValue + 1
+        tokens[index] = token.rawValue
     }
 
     private func grow() {

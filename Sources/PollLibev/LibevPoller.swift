@@ -123,10 +123,14 @@ public final class LibevPoller: Poller {
                 ev_timer_start(loop, timeoutTimer)
             }
             // EVRUN_ONCE can return with no watcher fired; only our own
-            // signals (an event, the timeout, a wake) end the wait.
+            // signals (an event, the timeout, a wake) or a signal that
+            // interrupted epoll_wait end the wait. libev swallows EINTR but
+            // leaves it in errno (nothing after its epoll_wait sets errno on
+            // success), which is how an interrupted wait is told apart.
             repeat {
+                Glibc.errno = 0
                 ev_run(loop, Int32(EVRUN_ONCE))
-            } while collected.isEmpty && !timedOut && !woken
+            } while collected.isEmpty && !timedOut && !woken && Glibc.errno != EINTR
             if reactor_ev_is_active(timeoutTimer) != 0 { ev_timer_stop(loop, timeoutTimer) }
         }
         if woken { waker.reset() }
@@ -155,7 +159,7 @@ public final class LibevPoller: Poller {
             if bits & (Int16(POLLERR) | Int16(POLLNVAL)) != 0 { readiness.insert(.error) }
             if bits & Int16(POLLHUP) != 0 { readiness.insert(.hangup) }
             if bits & reactor_POLLRDHUP != 0 { readiness.insert(.readClosed) }
-            events.append(PollEvent(token: Token(entry.token), readiness: readiness))
+            events.append(PollEvent(token: Token(entry.token), readiness: readiness.normalized(for: interests[Int(entry.fd)])))
         }
     }
 

@@ -90,7 +90,8 @@ public final class PollPoller: Poller {
             if revents != 0 {
                 pollfds[index].revents = 0
                 remaining -= 1
-                events.append(PollEvent(token: Token(tokens[index]), readiness: PollPoller.readiness(revents)))
+                let readiness = PollPoller.readiness(revents).normalized(for: PollPoller.interest(pollfds[index].events))
+                events.append(PollEvent(token: Token(tokens[index]), readiness: readiness))
             }
             index += 1
         }
@@ -109,6 +110,14 @@ public final class PollPoller: Poller {
         if interest.contains(.write) { events |= Int16(POLLOUT) }
         // A negative descriptor is skipped by poll: that is how `.none` stays silent.
         return pollfd(fd: interest == .none ? -1 : fd.rawValue, events: events, revents: 0)
+    }
+
+    @inline(__always)
+    private static func interest(_ events: Int16) -> Interest {
+        var interest: Interest = []
+        if events & Int16(POLLIN) != 0 { interest.insert(.read) }
+        if events & Int16(POLLOUT) != 0 { interest.insert(.write) }
+        return interest
     }
 
     @inline(__always)

@@ -51,6 +51,7 @@ public final class UringPoller: Poller {
     private static let kindPoll: UInt64 = 0
     private static let kindControl: UInt64 = 1 << 62
     private static let kindWaker: UInt64 = 2 << 62
+    private static let kindCancelAll: UInt64 = 3 << 62
     private static let generationMask: UInt64 = (1 << 30) - 1
 
     /// Creates the ring. Throws an error naming the cause when io_uring is
@@ -58,11 +59,20 @@ public final class UringPoller: Poller {
     /// ENOMEM from the locked-memory limit.
     public init() throws(ReactorError) {
         ring = .allocate(capacity: 1)
-        var params = io_uring_params()
-        params.flags = UInt32(IORING_SETUP_CQSIZE)
         // A large completion queue: one poll completion per ready descriptor per turn.
-        params.cq_entries = 16384
-        let rc = io_uring_queue_init_params(1024, ring, &params)
+        // COOP_TASKRUN: completions are processed when this thread next enters
+        // the kernel for the ring, instead of by interrupting it; without it,
+        // every completion interrupts whatever the thread is blocked in (an
+        // epoll_wait of another poller fails with EINTR). Kernels before 5.19
+        // refuse the flag with EINVAL; then the ring starts without it.
+        var rc: Int32 = 0
+        for flags in [IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN, IORING_SETUP_CQSIZE] {
+            var params = io_uring_params()
+            params.flags = UInt32(flags)
+            params.cq_entries = 16384
+            rc = io_uring_queue_init_params(1024, ring, &params)
+            if rc != -EINVAL { break }
+        }
         if rc < 0 {
             ring.deallocate()
             let errno = Errno(rawValue: -rc)
@@ -80,7 +90,7 @@ public final class UringPoller: Poller {
     }
 
     deinit {
-        // Exiting the ring cancels every request it still holds.
+        cancelEverything()
         io_uring_queue_exit(ring)
         ring.deallocate()
         batch.deallocate()
@@ -88,7 +98,7 @@ public final class UringPoller: Poller {
 
     public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
         let index = Int(fd.rawValue)
-        if index < table.count, table[index].registered {
+        if isRegistered(index) {
             throw ReactorError("register", .fd(fd.rawValue), errno: .fileExists)
         }
         // A poll request on a bad descriptor would fail only when submitted; check now.
@@ -104,7 +114,7 @@ public final class UringPoller: Poller {
 
     public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
         let index = Int(fd.rawValue)
-        guard index < table.count, table[index].registered else {
+        guard isRegistered(index) else {
             throw ReactorError("reregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory)
         }
         disarm(index)
@@ -115,7 +125,7 @@ public final class UringPoller: Poller {
 
     public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
         let index = Int(fd.rawValue)
-        guard index < table.count, table[index].registered else {
+        guard isRegistered(index) else {
             throw ReactorError("deregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory)
         }
         let wasArmed = table[index].armed
@@ -175,7 +185,7 @@ public final class UringPoller: Poller {
     @inline(__always)
     private func complete(userData: UInt64, result: Int32, into events: inout [PollEvent]) {
         switch userData & (3 << 62) {
-        case UringPoller.kindControl:
+        case UringPoller.kindControl, UringPoller.kindCancelAll:
             return  // a remove's own completion: nothing to report
         case UringPoller.kindWaker:
             wakerArmed = false
@@ -193,7 +203,8 @@ public final class UringPoller: Poller {
         table[index].armed = false
         if table[index].interest != .none { toArm.append(Int32(index)) }
         if result == -ECANCELED { return }
-        let readiness: Readiness = result < 0 ? .error : UringPoller.readiness(UInt32(bitPattern: result))
+        let raw: Readiness = result < 0 ? .error : UringPoller.readiness(UInt32(bitPattern: result))
+        let readiness = raw.normalized(for: table[index].interest)
         events.append(PollEvent(token: Token(table[index].token), readiness: readiness))
     }
 
@@ -218,6 +229,38 @@ public final class UringPoller: Poller {
             table[index].armed = false
         }
         table[index].generation &+= 1
+    }
+
+    /// Cancels every request still on the ring and waits (briefly) for the
+    /// cancellations to complete, on this thread. Left to `io_uring_queue_exit`,
+    /// the kernel cancels them later from a worker and queues task work to
+    /// this thread, which interrupts the thread's next blocking call (an
+    /// `epoll_wait` of another poller, say) with a spurious EINTR.
+    private func cancelEverything() {
+        guard let sqe = io_uring_get_sqe(ring) ?? { io_uring_submit(ring); return io_uring_get_sqe(ring) }() else { return }
+        io_uring_prep_cancel64(sqe, 0, Int32(IORING_ASYNC_CANCEL_ANY))
+        io_uring_sqe_set_data64(sqe, UringPoller.kindCancelAll)
+        var first: UnsafeMutablePointer<io_uring_cqe>?
+        var ts = __kernel_timespec(tv_sec: 0, tv_nsec: 100_000_000)
+        // Reap until the cancel-all's own completion arrives: by then every
+        // cancelled request has completed too.
+        var done = false
+        while !done {
+            let rc = io_uring_submit_and_wait_timeout(ring, &first, 1, &ts, nil)
+            if rc < 0 && rc != -EINTR { return }
+            while true {
+                let count = io_uring_peek_batch_cqe(ring, batch, UringPoller.batchSize)
+                if count == 0 { break }
+                for index in 0..<Int(count) where batch[index]!.pointee.user_data == UringPoller.kindCancelAll {
+                    done = true
+                }
+                io_uring_cq_advance(ring, count)
+            }
+        }
+    }
+
+    private func isRegistered(_ index: Int) -> Bool {
+        index >= 0 && index < table.count && table[index].registered
     }
 
     private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe> {

@@ -66,3 +66,26 @@ public struct PollEvent: Sendable, Hashable {
         self.readiness = readiness
     }
 }
+
+extension Readiness {
+    /// What the contract lets a backend report for a descriptor registered
+    /// with `interest` (contract item 3), from what the kernel said:
+    /// `.readable` and `.readClosed` only under read interest, `.writable`
+    /// only under write interest, `.error` and `.hangup` under any interest
+    /// but `.none` — and under read interest they bring `.readable` with
+    /// them, because a pipe's `POLLHUP` arrives without `POLLIN` and a reader
+    /// must still be told to read its end of file or its error.
+    ///
+    /// Every backend calls this once per event, so they all agree.
+    @inlinable
+    public func normalized(for interest: Interest) -> Readiness {
+        var result = self
+        if interest.contains(.read) {
+            if !result.isDisjoint(with: [.error, .hangup]) { result.insert(.readable) }
+        } else {
+            result.subtract([.readable, .readClosed])
+        }
+        if !interest.contains(.write) { result.remove(.writable) }
+        return interest == .none ? [] : result
+    }
+}

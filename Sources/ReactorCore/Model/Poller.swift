@@ -26,12 +26,16 @@ import SystemPackage
 ///    runtime's to filter; it does so by token.) The caller closes the
 ///    descriptor only after deregistering it.
 /// 6. **Timeouts.** `wait(timeout: d)` returns no earlier than `d` when nothing
-///    is ready (backends round up to their clock's granularity), `nil` waits
+///    is ready and no signal interrupts it (item 8); backends round up to
+///    their clock's granularity. `nil` waits
 ///    until an event or a wake, and `.zero` does not block. Waiting never spins.
 /// 7. **Wake-ups.** `waker.wake()` from any thread makes the current `wait` (or
 ///    the next one, if none is in progress) return promptly. Wakes coalesce,
 ///    and a wake is never reported as an event.
-/// 8. **Interrupted waits** (`EINTR`) return normally with no events.
+/// 8. **Interrupted waits** (`EINTR`) return normally with no events; the
+///    runtime recomputes its timeout and waits again. Besides signals, Linux
+///    interrupts a thread's blocking wait once after that thread closed an
+///    io_uring ring (the ring's exit work is queued to it as task work).
 public protocol Poller: AnyObject, SendableMetatype {
     /// The handle other threads use to cut a `wait` short.
     associatedtype Waker: PollerWaker

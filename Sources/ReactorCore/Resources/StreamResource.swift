@@ -79,6 +79,10 @@ open class StreamResource: Resource {
         setInterest(wanted)
     }
 
+    /// Called when the write queue has just emptied; subclasses finish
+    /// what had to wait for queued bytes (a TCP half-close, say).
+    func outputDrained() {}
+
     func fail(_ error: ReactorError) {
         owner?.end(self, reason: .failed(error))
     }
@@ -94,6 +98,7 @@ open class StreamResource: Resource {
                     context.destroy(id)
                     return .active
                 }
+                outputDrained()
                 updateInterest()
             case .wouldBlock, .endOfFile:
                 break

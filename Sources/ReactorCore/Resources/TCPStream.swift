@@ -47,8 +47,23 @@ public final class TCPStream: StreamResource {
     /// This end's address.
     public func localAddress() throws(ReactorError) -> SocketAddress { try SocketAddress.read(fd, peer: false) }
 
-    /// Shuts down the write side (the peer reads end of file) once queued output is sent.
+    /// Shuts down the write side (the peer reads end of file) once queued
+    /// output is sent: at once when nothing is queued, otherwise when the
+    /// queue drains, so no queued byte is lost to the half-close.
     public func shutdownWrite() {
+        if outbound.isEmpty && !awaitingWritability {
+            _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_WR))
+        } else {
+            shutdownAfterFlush = true
+        }
+    }
+
+    /// A half-close asked for while bytes were still queued.
+    private var shutdownAfterFlush = false
+
+    override func outputDrained() {
+        guard shutdownAfterFlush else { return }
+        shutdownAfterFlush = false
         _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_WR))
     }
 

@@ -137,6 +137,9 @@ public final class Runtime<P: Poller, S: Service> {
     @inlinable
     func nextTimeout(draining: Bool) -> Duration? {
         if !context.notices.isEmpty { return .zero }
+        // A stop asked for before this wait (in runtimeStarted, say) is acted
+        // on at the end of this turn: do not block waiting for an event first.
+        if context.stopRequested && !draining { return .zero }
         var timeout = context.loopTimeout
         if draining { timeout = min(timeout ?? .milliseconds(10), .milliseconds(10)) }
         if let deadline = context.timers.nextDeadline() {
