@@ -5,20 +5,17 @@
 import ArgumentParser
 import Reactor
 
-/// The Service: register a listener, register what it accepts, echo what arrives.
+/// The Service: echo what arrives (the listener registers what it accepts).
 final class EchoService: Service {
-    let port: UInt16
-    init(port: UInt16) { self.port = port }
-
     func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
         switch event {
-        case .accepted(let stream):
-            do { try context.register(stream) } catch { context.logger.warning("\(error)") }
         case .received(let bytes):
             context.resource(id, as: TCPStream.self)?.write(bytes.buffer)
         case .readClosed:
             // The client finished sending: close once everything is echoed back.
             context.resource(id, as: TCPStream.self)?.closeWhenFlushed()
+        case .acceptPaused(let error):
+            context.logger.warning("\(error)")
         default:
             break
         }
@@ -72,7 +69,7 @@ struct Serve: PollerVisitor {
     let port: UInt16
 
     func visit<P: Poller>(_ type: P.Type) throws {
-        let runtime = try Runtime<P, EchoService>(service: EchoService(port: port))
+        let runtime = try Runtime<P, EchoService>(service: EchoService())
         let listener = try TCPListener(bindingTo: SocketAddress(host: host, port: port))
         try runtime.context.register(listener)
         print("echo listening on \(listener.localAddress) (backend \(P.name))")

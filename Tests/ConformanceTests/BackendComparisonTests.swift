@@ -110,7 +110,7 @@ private final class ScenarioService: Service {
         case .accepted(let stream):
             trace.append("accepted")
             do {
-                server = try context.register(stream)
+                server = stream.id
                 if let pendingClient { client = try context.register(pendingClient) }
                 pendingClient = nil
             } catch {

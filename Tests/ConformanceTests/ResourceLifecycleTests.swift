@@ -171,8 +171,8 @@ struct ResourceLifecycleTests {
             service.onStart = { _ in attempt { client = try fds.tcpConnect(port: port) } }
             service.onEvent = { event, _, context in
                 if case .accepted(let accepted) = event {
+                    #expect(accepted.isRegistered, "the listener registers what it accepts")
                     stream = accepted
-                    attempt { try context.register(accepted) }
                 }
             }
             service.onRegistered = { id, context in

@@ -14,10 +14,20 @@ import Glibc
         _ = fcntl(writer.fd.rawValue, F_SETPIPE_SZ_VALUE, 4096)
         var queue = OutboundQueue()
         var sent: [UInt8] = []
+        // Callbacks after every 50th chunk: each must run only once the bytes
+        // queued before it are written, and in order.
+        final class Log { var ran: [Int] = [] }
+        let log = Log()
+        var positions: [Int] = []
         for chunk in 0..<200 {
             let bytes = (0..<(1 + chunk * 37 % 900)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ chunk) }
             sent += bytes
             bytes.withUnsafeBytes { queue.append($0) }
+            if chunk % 50 == 49 {
+                let index = positions.count
+                positions.append(sent.count)
+                queue.whenWritten { log.ran.append(index) }
+            }
         }
         #expect(queue.byteCount == sent.count)
         var received: [UInt8] = []
@@ -25,8 +35,14 @@ import Glibc
         defer { buffer.deallocate() }
         var rounds = 0
         while !queue.isEmpty || received.count < sent.count {
-            let result = queue.flush(to: writer.fd)
+            var due: [() -> Void] = []
+            let result = queue.flush(to: writer.fd, due: &due)
             if case .failed(let errno) = result { Issue.record("flush failed: \(errno)"); return }
+            let written = sent.count - queue.byteCount
+            for callback in due {
+                callback()
+                #expect(written >= positions[log.ran.last!], "a callback ran before its bytes were written")
+            }
             // Drain a little at a time so the writer keeps hitting a full pipe.
             if case .transferred(let n) = Syscall.read(reader.fd, into: buffer) {
                 received += buffer[..<n]
@@ -35,6 +51,7 @@ import Glibc
             if rounds > 100_000 { Issue.record("no progress"); return }
         }
         #expect(received == sent)
+        #expect(log.ran == [0, 1, 2, 3])
         #expect(rounds > 10, "the pipe was small enough to force partial writes")
     }
 }

@@ -11,7 +11,7 @@ import Testing
         let tieA = queue.schedule(at: t0.advanced(by: .milliseconds(20)), repeating: nil)
         let tieB = queue.schedule(at: t0.advanced(by: .milliseconds(20)), repeating: nil)
         var fired: [TimerID] = []
-        while let id = queue.popDue(now: t0.advanced(by: .seconds(1))) { fired.append(id) }
+        while let id = queue.popDue(now: t0.advanced(by: .seconds(1)))?.timer { fired.append(id) }
         #expect(fired == [early, tieA, tieB, late])
         #expect(queue.count == 0)
     }
@@ -19,7 +19,7 @@ import Testing
     @Test func nothingFiresBeforeItsDeadline() {
         var queue = TimerQueue()
         _ = queue.schedule(at: t0.advanced(by: .milliseconds(5)), repeating: nil)
-        let due = queue.popDue(now: t0)
+        let due = queue.popDue(now: t0)?.timer
         let next = queue.nextDeadline()
         #expect(due == nil)
         #expect(next == t0.advanced(by: .milliseconds(5)))
@@ -31,8 +31,8 @@ import Testing
         let drop = queue.schedule(at: t0, repeating: nil)
         let first = queue.cancel(drop)
         let second = queue.cancel(drop)
-        let fired = queue.popDue(now: t0)
-        let after = queue.popDue(now: t0)
+        let fired = queue.popDue(now: t0)?.timer
+        let after = queue.popDue(now: t0)?.timer
         let cancelFired = queue.cancel(keep)
         #expect(first)
         #expect(!second, "a second cancel reports that nothing was cancelled")
@@ -46,14 +46,14 @@ import Testing
         let id = queue.schedule(at: t0, repeating: .milliseconds(10))
         var now = t0
         for _ in 0..<5 {
-            let fired = queue.popDue(now: now)
-            let again = queue.popDue(now: now)
+            let fired = queue.popDue(now: now)?.timer
+            let again = queue.popDue(now: now)?.timer
             #expect(fired == id)
             #expect(again == nil, "re-armed one interval later, not now")
             now = now.advanced(by: .milliseconds(10))
         }
         let cancelled = queue.cancel(id)
-        let late = queue.popDue(now: now.advanced(by: .seconds(1)))
+        let late = queue.popDue(now: now.advanced(by: .seconds(1)))?.timer
         #expect(cancelled)
         #expect(late == nil)
     }
@@ -62,8 +62,8 @@ import Testing
         var queue = TimerQueue()
         let id = queue.schedule(at: t0, repeating: .milliseconds(10))
         let muchLater = t0.advanced(by: .seconds(1))
-        let fired = queue.popDue(now: muchLater)
-        let burst = queue.popDue(now: muchLater)
+        let fired = queue.popDue(now: muchLater)?.timer
+        let burst = queue.popDue(now: muchLater)?.timer
         let next = queue.nextDeadline()
         #expect(fired == id)
         #expect(burst == nil)
@@ -82,7 +82,7 @@ import Testing
         #expect(queue.count == 50_000)
         var last = MonotonicInstant(nanoseconds: 0)
         var fired = 0
-        while let id = queue.popDue(now: t0.advanced(by: .seconds(1))) {
+        while let id = queue.popDue(now: t0.advanced(by: .seconds(1)))?.timer {
             #expect(id.rawValue % 2 == 1)
             let index = Int(id.rawValue) - Int(ids[0].rawValue)
             let deadline = t0.advanced(by: .microseconds((index * 7919) % 100_000))

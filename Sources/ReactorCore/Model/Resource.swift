@@ -25,6 +25,11 @@ open class Resource {
     unowned(unsafe) var owner: Context?
     /// Set once the descriptor is closed.
     public private(set) var isClosed = false
+    /// Who hears this resource's events and its disconnect: this handler when
+    /// set, the runtime's ``Service`` otherwise. Lets one runtime serve many
+    /// protocols, each connection talking to its own handler. A listener
+    /// passes its handler on to the connections it accepts (see ``SocketListener``).
+    public var handler: (any ResourceHandler)?
 
     /// Adopts `fd`; the resource will close it.
     public init(fd: FileDescriptor, interest: Interest) {
@@ -65,6 +70,17 @@ open class Resource {
         return .active
     }
 
+    /// Called once the resource is registered and has its ``id``; the place
+    /// to arm a resource timer (a connect timeout, say). Subclasses call super.
+    open func didRegister(in context: Context) {}
+
+    /// A timer armed with ``Context/schedule(after:for:)`` fired. Events
+    /// emitted here reach the handler or Service like I/O events; returning
+    /// ``ResourceStatus/failed(_:)`` ends the resource.
+    open func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        .active
+    }
+
     /// Changes what this resource wants to hear about. Takes effect at once
     /// when registered; a failure (the descriptor was closed behind the
     /// runtime's back, say) ends the resource with that error.
@@ -92,14 +108,31 @@ public enum ResourceEvent {
     /// Bytes arrived. The view points into the runtime's reused read buffer and
     /// is valid only during the callback: copy what you keep.
     case received(ReceivedBytes)
-    /// A listener accepted a connection. Register it to use it; dropping it closes it.
-    case accepted(TCPStream)
+    /// A listener accepted a connection. It is already registered (its
+    /// ``Resource/id`` is set) with the listener's connection options and
+    /// handler; destroy it to refuse it, or deregister it to hand it to
+    /// another runtime.
+    case accepted(SocketStream)
     /// An outgoing connection completed.
     case connected
     /// The peer finished sending (end of file); this side may still write.
     case readClosed
+    /// The write queue had grown past its high watermark and has now drained
+    /// to its low watermark: writing may resume (back-pressure).
+    case writableAgain
     /// An eventfd's counter was read: the sum of the values signalled since.
     case signalled(UInt64)
+    /// A datagram arrived. The bytes are valid only during the callback.
+    case datagram(ReceivedBytes, from: SocketAddress?)
+    /// A datagram larger than the receive buffer arrived; it was discarded
+    /// rather than delivered cut short. `length` is its real size.
+    case datagramTooLarge(length: Int, capacity: Int, from: SocketAddress?)
+    /// A listener stopped accepting because the process or system ran out of
+    /// descriptors (EMFILE / ENFILE). Pending connections wait in the
+    /// backlog; accepting is retried with a back-off, without spinning.
+    case acceptPaused(ReactorError)
+    /// A paused listener accepted again.
+    case acceptResumed
 }
 
 /// Whether a resource lives on after handling readiness.

@@ -5,39 +5,68 @@ import SystemPackage
 import Glibc
 #endif
 
-/// Bytes accepted for writing but not yet taken by the kernel, in order.
-/// Flushed with `writev`, several buffers per system call, resuming a partial
-/// write exactly where it stopped.
+/// Bytes accepted for writing but not yet taken by the kernel, in order,
+/// with callbacks that run once the bytes queued before them are written.
+/// Flushed with `writev`, up to `IOV_MAX` buffers per system call, resuming a
+/// partial write exactly where it stopped.
 struct OutboundQueue {
-    /// A copy of written bytes in memory the queue owns, so its address is
-    /// stable for `writev` (an Array's storage is only pinned inside
-    /// `withUnsafeBytes`).
+    /// Bytes in memory the queue owns, so their address is stable for
+    /// `writev` (an Array's storage is only pinned inside `withUnsafeBytes`).
+    /// Small writes are appended to the last chunk while it has room, so a
+    /// stream of small messages to a slow peer does not cost an allocation each.
     final class Chunk {
-        let bytes: UnsafeMutableRawBufferPointer
-        init(copying source: UnsafeRawBufferPointer) {
-            bytes = .allocate(byteCount: source.count, alignment: 1)
-            bytes.copyMemory(from: source)
+        let storage: UnsafeMutableRawBufferPointer
+        var used = 0
+        init(capacity: Int) { storage = .allocate(byteCount: capacity, alignment: 1) }
+        deinit { storage.deallocate() }
+        var spare: Int { storage.count - used }
+        func append(_ source: UnsafeRawBufferPointer) {
+            UnsafeMutableRawBufferPointer(rebasing: storage[used..<(used + source.count)]).copyMemory(from: source)
+            used += source.count
         }
-        deinit { bytes.deallocate() }
     }
+
+    /// The smallest chunk allocated: enough for many small messages.
+    static let chunkSize = 16 * 1024
+    /// Linux's IOV_MAX: the most buffers one writev takes.
+    static let maxVectors = 1024
 
     private var chunks = Deque<Chunk>()
     /// Bytes of `chunks.first` already written.
     private var headOffset = 0
     private(set) var byteCount = 0
+    /// Bytes ever queued and ever written: callbacks wait for a position.
+    private var queuedTotal: UInt64 = 0
+    private var writtenTotal: UInt64 = 0
+    private var callbacks = Deque<(position: UInt64, callback: () -> Void)>()
 
     var isEmpty: Bool { byteCount == 0 }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
-        chunks.append(Chunk(copying: bytes))
+        if let last = chunks.last, last.spare >= bytes.count {
+            last.append(bytes)
+        } else {
+            let chunk = Chunk(capacity: max(bytes.count, OutboundQueue.chunkSize))
+            chunk.append(bytes)
+            chunks.append(chunk)
+        }
         byteCount += bytes.count
+        queuedTotal &+= UInt64(bytes.count)
+    }
+
+    /// Runs `callback` once every byte queued so far has been written.
+    mutating func whenWritten(_ callback: @escaping () -> Void) {
+        callbacks.append((queuedTotal, callback))
     }
 
     /// Writes as much as the descriptor takes. Returns `.wouldBlock` when data
-    /// remains, `.transferred(total)` when the queue emptied, `.failed` on error.
-    mutating func flush(to fd: FileDescriptor) -> IOResult {
+    /// remains, `.transferred(total)` when the queue emptied, `.failed` on
+    /// error. Callbacks whose bytes went out are returned in `due`, in order,
+    /// for the caller to run once the queue is consistent.
+    mutating func flush(to fd: FileDescriptor, due: inout [() -> Void]) -> IOResult {
         var total = 0
+        defer { collectDue(into: &due) }
         while !chunks.isEmpty {
             let result = writeSome(to: fd)
             switch result {
@@ -51,11 +80,19 @@ struct OutboundQueue {
         return .transferred(total)
     }
 
+    private mutating func collectDue(into due: inout [() -> Void]) {
+        while let first = callbacks.first, first.position <= writtenTotal {
+            due.append(first.callback)
+            callbacks.removeFirst()
+        }
+    }
+
     private mutating func consume(_ written: Int) {
         var remaining = written
         byteCount -= written
+        writtenTotal &+= UInt64(written)
         while remaining > 0, let first = chunks.first {
-            let left = first.bytes.count - headOffset
+            let left = first.used - headOffset
             if remaining >= left {
                 remaining -= left
                 chunks.removeFirst()
@@ -68,14 +105,14 @@ struct OutboundQueue {
     }
 
     private func writeSome(to fd: FileDescriptor) -> IOResult {
-        let batch = min(chunks.count, 64)
+        let batch = min(chunks.count, OutboundQueue.maxVectors)
         return withUnsafeTemporaryAllocation(of: iovec.self, capacity: batch) { vectors in
             for index in 0..<batch {
-                let chunk = chunks[index].bytes
+                let chunk = chunks[index]
                 let skip = index == 0 ? headOffset : 0
                 // Sound: each chunk is owned by `chunks`, which is not mutated
                 // until writev returns, and a chunk's memory never moves.
-                vectors[index] = iovec(iov_base: chunk.baseAddress! + skip, iov_len: chunk.count - skip)
+                vectors[index] = iovec(iov_base: chunk.storage.baseAddress! + skip, iov_len: chunk.used - skip)
             }
             return Syscall.writev(fd, UnsafeBufferPointer(vectors))
         }

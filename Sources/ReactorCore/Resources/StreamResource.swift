@@ -1,10 +1,22 @@
 import SystemPackage
 
-/// A byte stream over a descriptor (a socket or a pipe end): reads into the
-/// runtime's buffer and reports ``ResourceEvent/received(_:)``; writes go
-/// straight to the kernel when they can and queue otherwise, turning write
-/// interest on while bytes are queued and off when they drain (Danga::Socket's
-/// write queue), so queued data is never dropped silently.
+/// A byte stream over a descriptor (a socket or a pipe end).
+///
+/// **Reading**: one read per readiness report into the runtime's shared
+/// buffer, reported as ``ResourceEvent/received(_:)`` — no allocation per
+/// read. ``pushBack(_:)`` hands bytes back to be delivered again first.
+///
+/// **Writing** (Danga::Socket's write queue, gathered like SwiftNIO's pending
+/// writes): ``write(_:)-(UnsafeRawBufferPointer)`` goes straight to the kernel
+/// when nothing is queued and queues what the kernel does not take; queued
+/// bytes leave with `writev`, many buffers per call. Write interest turns on
+/// while bytes are queued and off when they drain, without the Service asking.
+/// ``whenFlushed(_:)`` runs a callback once everything queued before it is
+/// written. Above ``highWatermark`` queued bytes the stream reports
+/// ``isAboveHighWatermark``; once it drains to ``lowWatermark`` it reports
+/// ``ResourceEvent/writableAgain``. Queued bytes are never dropped silently:
+/// a write error ends the stream with that error, and a graceful shutdown
+/// waits for them.
 open class StreamResource: Resource {
     var outbound = OutboundQueue()
     /// Whether the Service wants reads; kept apart from write interest, which
@@ -15,6 +27,21 @@ open class StreamResource: Resource {
     /// True while writes must queue without trying the descriptor (a TCP
     /// connect in progress); the stream then keeps write interest.
     var awaitingWritability = false
+    /// Set once a write failed: later writes are refused, not retried.
+    private var writeFailed = false
+    /// Bytes handed back by ``pushBack(_:)``, delivered before the next read.
+    private var pushedBack: [UInt8] = []
+    /// Callbacks due after a flush, run once the queue is consistent; reused.
+    private var dueCallbacks: [() -> Void] = []
+
+    /// Queued bytes above which ``isAboveHighWatermark`` turns true.
+    public var highWatermark = 1 << 20
+    /// Queued bytes at or below which a stream that went above the high
+    /// watermark reports ``ResourceEvent/writableAgain``.
+    public var lowWatermark = 256 << 10
+    /// True from when the queue grows past ``highWatermark`` until it drains
+    /// to ``lowWatermark``: the producer should pause (back-pressure).
+    public private(set) var isAboveHighWatermark = false
 
     public init(fd: FileDescriptor, reading: Bool = true) {
         isReading = reading
@@ -27,12 +54,15 @@ open class StreamResource: Resource {
     /// Bytes queued and not yet written.
     public var queuedByteCount: Int { outbound.byteCount }
 
-    /// Writes `bytes`, queueing what the kernel does not take now. Returns true
-    /// when everything went out at once. A write error ends the resource with
-    /// that error (reported to the Service as a disconnect).
+    // MARK: Writing
+
+    /// Writes `bytes`, queueing what the kernel does not take now. Returns
+    /// true when everything went out at once. A write error (EPIPE,
+    /// ECONNRESET, ...) ends the resource with that error, reported as a
+    /// disconnect; SIGPIPE is never raised.
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard !isClosed else { return false }
+        guard !isClosed, !writeFailed else { return false }
         if outbound.isEmpty && !awaitingWritability {
             switch Syscall.write(fd, from: bytes) {
             case .transferred(let n) where n == bytes.count:
@@ -42,6 +72,7 @@ open class StreamResource: Resource {
             case .wouldBlock, .endOfFile:
                 outbound.append(bytes)
             case .failed(let errno):
+                writeFailed = true
                 outbound.append(bytes)  // kept: the Service gets the resource back with it
                 fail(ReactorError("write", .fd(fd.rawValue), errno: errno))
                 return false
@@ -49,6 +80,7 @@ open class StreamResource: Resource {
         } else {
             outbound.append(bytes)
         }
+        if outbound.byteCount > highWatermark { isAboveHighWatermark = true }
         updateInterest()
         return false
     }
@@ -60,10 +92,15 @@ open class StreamResource: Resource {
         return Array(bytes).withUnsafeBytes { write($0) }
     }
 
-    /// Turns reading on or off (back-pressure from the Service's side).
-    public func setReading(_ on: Bool) {
-        isReading = on
-        updateInterest()
+    /// Runs `callback` on the runtime's thread once every byte written
+    /// before this call has reached the kernel — at once when nothing is
+    /// queued. It never runs if the stream ends first (its disconnect says why).
+    public func whenFlushed(_ callback: @escaping () -> Void) {
+        if outbound.isEmpty && !awaitingWritability {
+            callback()
+        } else {
+            outbound.whenWritten(callback)
+        }
     }
 
     /// Closes the resource once queued output has been written (at once if none).
@@ -73,39 +110,46 @@ open class StreamResource: Resource {
         if outbound.isEmpty, let id, let owner { owner.destroy(id) }
     }
 
-    func updateInterest() {
-        var wanted: Interest = isReading ? .read : .none
-        if !outbound.isEmpty || awaitingWritability { wanted.insert(.write) }
-        setInterest(wanted)
+    // MARK: Reading
+
+    /// Turns reading on or off (back-pressure from the Service's side).
+    public func setReading(_ on: Bool) {
+        isReading = on
+        updateInterest()
     }
 
-    /// Called when the write queue has just emptied; subclasses finish
-    /// what had to wait for queued bytes (a TCP half-close, say).
-    func outputDrained() {}
-
-    func fail(_ error: ReactorError) {
-        owner?.end(self, reason: .failed(error))
+    /// Hands bytes back to the stream: they are delivered again, before
+    /// anything read later, at the end of the current batch (Danga::Socket's
+    /// `push_back_read`) — for a parser that consumed more than one message.
+    public func pushBack(_ bytes: some Collection<UInt8>) {
+        guard !bytes.isEmpty else { return }
+        pushedBack.insert(contentsOf: bytes, at: 0)
+        owner?.redeliver(self)
     }
+
+    /// What end of file means for this kind of stream. A plain stream (a pipe)
+    /// is finished; a socket may still be writable (see ``SocketStream``).
+    open func readEndOfFile(_ readiness: Readiness, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        .closed
+    }
+
+    // MARK: Readiness
 
     open override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         if readiness.contains(.writable), !outbound.isEmpty {
-            switch outbound.flush(to: fd) {
-            case .failed(let errno):
-                return .failed(ReactorError("write", .fd(fd.rawValue), errno: errno))
-            case .transferred:
-                if closeAfterFlush, let id {
-                    // Same as an immediate closeWhenFlushed: a destroy the Service asked for.
-                    context.destroy(id)
-                    return .active
-                }
-                outputDrained()
-                updateInterest()
-            case .wouldBlock, .endOfFile:
-                break
-            }
+            if let status = flush(in: context, emit: emit) { return status }
         }
+        guard isRegistered else { return .active }
         guard isReading, readiness.contains(.readable) || readiness.contains(.error) || readiness.contains(.hangup) else {
             if readiness.contains(.hangup) || readiness.contains(.error) { return endStatus(readiness) }
+            return .active
+        }
+        if !pushedBack.isEmpty {
+            // Pushed-back bytes first; the descriptor is read on a later
+            // report (level-triggered, it is reported again if still ready).
+            let bytes = pushedBack
+            pushedBack.removeAll()
+            bytes.withUnsafeBytes { emit(.received(ReceivedBytes($0))) }
             return .active
         }
         // One read per readiness report: level-triggered polling reports the
@@ -124,10 +168,49 @@ open class StreamResource: Resource {
         }
     }
 
-    /// What end of file means for this kind of stream. A plain stream (a pipe)
-    /// is finished; a socket may still be writable (see ``TCPStream``).
-    open func readEndOfFile(_ readiness: Readiness, emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        .closed
+    /// Writes queued bytes; returns a status when the stream is finished.
+    private func flush(in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus? {
+        let result = outbound.flush(to: fd, due: &dueCallbacks)
+        if !dueCallbacks.isEmpty {
+            let due = dueCallbacks
+            dueCallbacks.removeAll(keepingCapacity: true)
+            for callback in due { callback() }
+            guard isRegistered else { return .active }
+        }
+        switch result {
+        case .failed(let errno):
+            writeFailed = true
+            return .failed(ReactorError("write", .fd(fd.rawValue), errno: errno))
+        case .transferred:
+            if closeAfterFlush, let id {
+                // Same as an immediate closeWhenFlushed: a destroy the Service asked for.
+                context.destroy(id)
+                return .active
+            }
+            outputDrained()
+            updateInterest()
+        case .wouldBlock, .endOfFile:
+            break
+        }
+        if isAboveHighWatermark && outbound.byteCount <= lowWatermark {
+            isAboveHighWatermark = false
+            emit(.writableAgain)
+        }
+        return nil
+    }
+
+    func updateInterest() {
+        var wanted: Interest = isReading ? .read : .none
+        if !outbound.isEmpty || awaitingWritability { wanted.insert(.write) }
+        setInterest(wanted)
+    }
+
+    /// Called when the write queue has just emptied; subclasses finish
+    /// what had to wait for queued bytes (a TCP half-close, say).
+    func outputDrained() {}
+
+    func fail(_ error: ReactorError) {
+        owner?.end(self, reason: .failed(error))
     }
 
     func endStatus(_ readiness: Readiness) -> ResourceStatus {

@@ -33,6 +33,8 @@ public final class Context {
     /// Destroyed this batch; closed by `closeDeferred()`.
     @usableFromInline var closing: [Resource] = []
     @usableFromInline var notices = Deque<Notice>()
+    /// Resources to hand a synthetic `.readable` after the batch (see `redeliver`).
+    @usableFromInline var redeliveries: [ResourceID] = []
     @usableFromInline var timers = TimerQueue()
     /// Set by `stop()` or the Controller; the loop then drains and ends.
     @usableFromInline var stopRequested = false
@@ -114,6 +116,7 @@ public final class Context {
         resource.owner = self
         liveCount += 1
         notices.append(.registered(id))
+        resource.didRegister(in: self)
         return id
     }
 
@@ -170,10 +173,30 @@ public final class Context {
         return timers.schedule(at: MonotonicInstant.now().advanced(by: delay), repeating: clamped)
     }
 
+    /// Arms a timer that belongs to `resource`: when it fires, the runtime
+    /// calls ``Resource/timerFired(_:in:emit:)`` instead of the Service. It
+    /// dies with the resource (a timer of a destroyed resource never fires).
+    /// Returns nil when the resource is not registered.
+    @discardableResult
+    public func schedule(after delay: Duration, repeating interval: Duration? = nil, for resource: Resource) -> TimerID? {
+        guard let id = resource.id, resource.owner === self else { return nil }
+        let clamped = interval.map { max($0, .microseconds(1)) }
+        return timers.schedule(at: MonotonicInstant.now().advanced(by: delay), repeating: clamped, owner: id)
+    }
+
     /// Cancels a timer. Returns false if it already fired (one-shot) or was cancelled.
     @discardableResult
     public func cancel(_ timer: TimerID) -> Bool {
         timers.cancel(timer)
+    }
+
+    /// Asks the runtime to hand `resource` a `.readable` readiness at the
+    /// end of this batch although the kernel reported none: for bytes a
+    /// stream pushed back (``StreamResource/pushBack(_:)``), which must be
+    /// delivered again without waiting for the peer to send more.
+    public func redeliver(_ resource: Resource) {
+        guard let id = resource.id, resource.owner === self else { return }
+        redeliveries.append(id)
     }
 
     /// How many timers are armed.

@@ -83,6 +83,7 @@ public final class Runtime<P: Poller, S: Service> {
             try poller.wait(timeout: nextTimeout(draining: drainDeadline != nil), into: &events)
             context.currentTime = .now()
             for event in events { dispatch(event) }
+            redeliver()
             context.closeDeferred()
             fireDueTimers()
             deliverCommands()
@@ -121,11 +122,27 @@ public final class Runtime<P: Poller, S: Service> {
         }
         context.counters.eventsDispatched &+= 1
         let status = resource.handle(event.readiness, in: context) { resourceEvent in
-            // The Service may destroy the resource in an earlier emit of this same call.
-            guard resource.id == id else { return }
-            service.handle(resourceEvent, from: id, context: context)
-            deliverNotices()
+            deliver(resourceEvent, from: resource, id: id)
         }
+        settle(resource, status)
+    }
+
+    /// Hands one resource event to the resource's handler, or the Service.
+    @inlinable @inline(__always)
+    func deliver(_ event: ResourceEvent, from resource: Resource, id: ResourceID) {
+        // The Service may destroy the resource in an earlier emit of this same call.
+        guard resource.id == id else { return }
+        if let handler = resource.handler {
+            handler.handle(event, from: id, context: context)
+        } else {
+            service.handle(event, from: id, context: context)
+        }
+        deliverNotices()
+    }
+
+    /// Ends a resource whose I/O or timer reported that it is finished.
+    @inlinable @inline(__always)
+    func settle(_ resource: Resource, _ status: ResourceStatus) {
         switch status {
         case .active: break
         case .closed: context.end(resource, reason: .closed)
@@ -134,9 +151,19 @@ public final class Runtime<P: Poller, S: Service> {
         deliverNotices()
     }
 
+    /// Synthetic `.readable` for resources that asked for redelivery
+    /// (pushed-back bytes) during the batch.
+    @inlinable
+    func redeliver() {
+        guard !context.redeliveries.isEmpty else { return }
+        let pending = context.redeliveries
+        context.redeliveries.removeAll(keepingCapacity: true)
+        for id in pending { dispatch(PollEvent(token: Token(id.rawValue), readiness: .readable)) }
+    }
+
     @inlinable
     func nextTimeout(draining: Bool) -> Duration? {
-        if !context.notices.isEmpty { return .zero }
+        if !context.notices.isEmpty || !context.redeliveries.isEmpty { return .zero }
         // A stop asked for before this wait (in runtimeStarted, say) is acted
         // on at the end of this turn: do not block waiting for an event first.
         if context.stopRequested && !draining { return .zero }
@@ -151,10 +178,23 @@ public final class Runtime<P: Poller, S: Service> {
 
     @inlinable
     func fireDueTimers() {
-        while let timer = context.timers.popDue(now: context.now) {
+        while let (timer, owner) = context.timers.popDue(now: context.now) {
             context.counters.timersFired &+= 1
-            service.timerFired(timer, context: context)
-            deliverNotices()
+            guard let owner else {
+                service.timerFired(timer, context: context)
+                deliverNotices()
+                continue
+            }
+            // A resource's timer: dropped (and a repeating one cancelled) once
+            // the resource is gone, so it never reaches a stranger.
+            guard let resource = context.resource(owner) else {
+                _ = context.timers.cancel(timer)
+                continue
+            }
+            let status = resource.timerFired(timer, in: context) { event in
+                deliver(event, from: resource, id: owner)
+            }
+            settle(resource, status)
         }
     }
 
@@ -175,7 +215,11 @@ public final class Runtime<P: Poller, S: Service> {
             case .registered(let id):
                 service.resourceRegistered(id, context: context)
             case .disconnected(let id, let resource, let reason):
-                service.resourceDisconnected(id, resource: resource, reason: reason, context: context)
+                if let handler = resource.handler {
+                    handler.resourceDisconnected(id, resource: resource, reason: reason, context: context)
+                } else {
+                    service.resourceDisconnected(id, resource: resource, reason: reason, context: context)
+                }
             }
         }
     }

@@ -14,24 +14,33 @@ struct TimerQueue {
         }
     }
 
-    /// Live timers: id → repeat interval (nil for one-shot). An entry in the
-    /// heap whose id is not here, or whose deadline is not the live one, was
-    /// cancelled or re-armed and is skipped when it surfaces.
-    @usableFromInline var live: [TimerID: (deadline: MonotonicInstant, interval: Duration?)] = [:]
+    /// A live timer: its current deadline, its repeat interval (nil for
+    /// one-shot), and the resource it belongs to (nil: the Service's).
+    @usableFromInline struct Live {
+        @usableFromInline var deadline: MonotonicInstant
+        @usableFromInline var interval: Duration?
+        @usableFromInline var owner: ResourceID?
+    }
+
+    /// Live timers by id. An entry in the heap whose id is not here, or whose
+    /// deadline is not the live one, was cancelled or re-armed and is skipped
+    /// when it surfaces.
+    @usableFromInline var live: [TimerID: Live] = [:]
     @usableFromInline var heap = Heap<Entry>()
     @usableFromInline var nextID: UInt64 = 1
 
     @usableFromInline var count: Int { live.count }
 
-    mutating func schedule(at deadline: MonotonicInstant, repeating interval: Duration?) -> TimerID {
+    mutating func schedule(at deadline: MonotonicInstant, repeating interval: Duration?, owner: ResourceID? = nil) -> TimerID {
         let id = TimerID(rawValue: nextID)
         nextID += 1
-        live[id] = (deadline, interval)
+        live[id] = Live(deadline: deadline, interval: interval, owner: owner)
         heap.insert(Entry(deadline: deadline, id: id))
         return id
     }
 
     /// Returns false if the timer had already fired (one-shot) or been cancelled.
+    @usableFromInline
     mutating func cancel(_ id: TimerID) -> Bool {
         guard live.removeValue(forKey: id) != nil else { return false }
         // Cancelled entries stay in the heap until they surface; rebuild when
@@ -50,22 +59,25 @@ struct TimerQueue {
         return nil
     }
 
-    /// Removes and returns the earliest timer due at or before `now`; a
+    /// Removes and returns the earliest timer due at or before `now`, with
+    /// the resource it belongs to (nil: the Service's); a
     /// repeating timer is re-armed one interval later (or one interval after
     /// `now` if it fell behind, so a slow loop does not fire it in a burst).
     @usableFromInline
-    mutating func popDue(now: MonotonicInstant) -> TimerID? {
+    mutating func popDue(now: MonotonicInstant) -> (timer: TimerID, owner: ResourceID?)? {
         guard let deadline = nextDeadline(), deadline <= now, let top = heap.popMin() else { return nil }
         let id = top.id
-        if let interval = live[id]?.interval {
+        guard var entry = live[id] else { return nil }  // nextDeadline just checked it is live
+        if let interval = entry.interval {
             var next = top.deadline.advanced(by: interval)
             if next <= now { next = now.advanced(by: interval) }
-            live[id] = (next, interval)
+            entry.deadline = next
+            live[id] = entry
             heap.insert(Entry(deadline: next, id: id))
         } else {
             live.removeValue(forKey: id)
         }
-        return id
+        return (id, entry.owner)
     }
 
     private mutating func compact() {

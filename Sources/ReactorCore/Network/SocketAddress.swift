@@ -1,0 +1,171 @@
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A socket address: IPv4 or IPv6 with a port, or a Unix domain socket
+/// (a path in the file system, or a Linux abstract name), stored as the
+/// kernel's `sockaddr`.
+public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
+    var storage: sockaddr_storage
+    var length: socklen_t
+
+    /// `host` is a numeric address: `127.0.0.1`, `::1`, `0.0.0.0`, `::`.
+    public init(host: String, port: UInt16) throws(ReactorError) {
+        var storage = sockaddr_storage()
+        if host.contains(":") {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1 else {
+                throw ReactorError("address", .named(host), detail: "not a numeric IPv6 address")
+            }
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin6, as: sockaddr_in6.self) }
+            self.init(storage: storage, length: socklen_t(MemoryLayout<sockaddr_in6>.size))
+        } else {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            guard inet_pton(AF_INET, host, &sin.sin_addr) == 1 else {
+                throw ReactorError("address", .named(host), detail: "not a numeric IPv4 address")
+            }
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin, as: sockaddr_in.self) }
+            self.init(storage: storage, length: socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+
+    init(storage: sockaddr_storage, length: socklen_t) {
+        self.storage = storage
+        self.length = length
+    }
+
+    /// `127.0.0.1:port`.
+    public static func loopback(port: UInt16) -> SocketAddress {
+        // A literal that always parses.
+        try! SocketAddress(host: "127.0.0.1", port: port)
+    }
+
+    /// `[::1]:port`.
+    public static func loopbackIPv6(port: UInt16) -> SocketAddress {
+        try! SocketAddress(host: "::1", port: port)
+    }
+
+    /// A Unix domain socket at a file-system path (at most 107 bytes).
+    public static func unix(path: String) throws(ReactorError) -> SocketAddress {
+        try unixAddress(bytes: Array(path.utf8), abstract: false, shown: path)
+    }
+
+    /// A Linux abstract Unix socket name: no file, gone when the last socket closes.
+    public static func abstract(name: String) throws(ReactorError) -> SocketAddress {
+        try unixAddress(bytes: Array(name.utf8), abstract: true, shown: "@" + name)
+    }
+
+    private static func unixAddress(bytes: [UInt8], abstract: Bool, shown: String) throws(ReactorError) -> SocketAddress {
+        var sun = sockaddr_un()
+        let capacity = MemoryLayout.size(ofValue: sun.sun_path)
+        // A path needs its terminating NUL; an abstract name starts with one.
+        let needed = bytes.count + 1
+        guard !bytes.isEmpty, needed <= capacity else {
+            throw ReactorError("address", .named(shown), detail: "a Unix socket name must be 1 to \(capacity - 1) bytes long")
+        }
+        guard !bytes.contains(0) else { throw ReactorError("address", .named(shown), detail: "a Unix socket name cannot contain NUL") }
+        sun.sun_family = sa_family_t(AF_UNIX)
+        // Abstract: a leading NUL, then the name (not NUL-terminated).
+        withUnsafeMutableBytes(of: &sun.sun_path) { $0.copyBytes(from: abstract ? [0] + bytes : bytes) }
+        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)!
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sun, as: sockaddr_un.self) }
+        // The length counts exactly the name: for an abstract name every byte
+        // is significant, trailing NULs included.
+        return SocketAddress(storage: storage, length: socklen_t(pathOffset + needed))
+    }
+
+    /// `AF_INET`, `AF_INET6` or `AF_UNIX`.
+    public var family: Int32 { Int32(storage.ss_family) }
+
+    /// True for Unix domain socket addresses.
+    public var isUnix: Bool { family == AF_UNIX }
+
+    /// The port (0 for a Unix socket).
+    public var port: UInt16 {
+        withUnsafeBytes(of: storage) { raw in
+            switch family {
+            case AF_INET6: return UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port)
+            case AF_INET: return UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port)
+            default: return 0
+            }
+        }
+    }
+
+    /// The numeric host (`127.0.0.1`), or for a Unix socket its path (or
+    /// `@name` for an abstract one; empty for an unnamed socket).
+    public var host: String {
+        if isUnix { return unixName ?? "" }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        withUnsafeBytes(of: storage) { raw in
+            if family == AF_INET6 {
+                var addr = raw.load(as: sockaddr_in6.self).sin6_addr
+                _ = inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
+            } else {
+                var addr = raw.load(as: sockaddr_in.self).sin_addr
+                _ = inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+            }
+        }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// A Unix socket's file-system path (nil for other families and abstract names).
+    public var path: String? {
+        guard let name = unixName, !name.hasPrefix("@") else { return nil }
+        return name
+    }
+
+    private var unixName: String? {
+        guard isUnix else { return nil }
+        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)!
+        let count = Int(length) - pathOffset
+        guard count > 0 else { return nil }
+        return withUnsafeBytes(of: storage) { raw in
+            let bytes = Array(raw[pathOffset..<(pathOffset + count)])
+            if bytes.first == 0 { return "@" + String(decoding: bytes.dropFirst(), as: UTF8.self) }
+            return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    public var description: String {
+        switch family {
+        case AF_INET6: return "[\(host)]:\(port)"
+        case AF_UNIX: return "unix:\(host)"
+        default: return "\(host):\(port)"
+        }
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.description == b.description }
+    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
+
+    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        withUnsafeBytes(of: storage) { raw in
+            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
+        }
+    }
+
+    /// Fills an address from a call that writes a `sockaddr` (recvfrom, accept).
+    static func receive(_ body: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int) -> (Int, SocketAddress) {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutableBytes(of: &storage) { raw in
+            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
+        }
+        return (result, SocketAddress(storage: storage, length: length))
+    }
+
+    /// Reads an address with `getsockname` / `getpeername`.
+    static func read(_ fd: FileDescriptor, peer: Bool) throws(ReactorError) -> SocketAddress {
+        let (rc, address) = receive { sa, length in
+            Int(peer ? getpeername(fd.rawValue, sa, length) : getsockname(fd.rawValue, sa, length))
+        }
+        guard rc == 0 else { throw ReactorError.lastErrno(peer ? "getpeername" : "getsockname", .fd(fd.rawValue)) }
+        return address
+    }
+}

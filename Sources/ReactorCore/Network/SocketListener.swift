@@ -1,0 +1,170 @@
+import CReactorSys
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A listening stream socket — TCP over IPv4 or IPv6, or a Unix domain
+/// socket — that accepts until `EAGAIN` on each readiness and reports every
+/// connection as ``ResourceEvent/accepted(_:)``, already registered.
+///
+/// **Inheritance** (DReactor's Dispatcher): each accepted connection gets
+/// ``connectionOptions`` and the handler ``connectionHandler`` makes for it —
+/// or, when that is nil, the listener's own ``Resource/handler`` (nil: the
+/// Service). Override per connection by changing the stream in the
+/// `.accepted` callback.
+///
+/// **Out of descriptors** (EMFILE / ENFILE): the listener stops watching for
+/// connections, reports ``ResourceEvent/acceptPaused(_:)``, and retries
+/// after a back-off (10 ms doubling to 1 s) — no busy loop; pending
+/// connections wait in the kernel's backlog. The first successful accept
+/// after that reports ``ResourceEvent/acceptResumed``.
+public final class SocketListener: Resource {
+    /// The address actually bound (with the kernel's port when 0 was asked for).
+    public let localAddress: SocketAddress
+    /// Applied to every accepted connection.
+    public var connectionOptions: StreamOptions
+    /// Makes the handler of each accepted connection; nil passes on this
+    /// listener's own ``Resource/handler``.
+    public var connectionHandler: ((SocketStream) -> (any ResourceHandler)?)?
+    /// Whether accepted connections are registered with the runtime before
+    /// `.accepted` is reported (the default). When false the Service gets an
+    /// unregistered stream to register, hand over, or drop.
+    public var registersConnections = true
+
+    /// True while accepting is paused for lack of descriptors.
+    public private(set) var isPaused = false
+    private var retryDelay: Duration = .zero
+    private var retryTimer: TimerID?
+    private var unixPathToRemove: String?
+
+    /// Binds and listens on `address`.
+    public init(bindingTo address: SocketAddress, options: ListenerOptions = ListenerOptions(),
+                connectionOptions: StreamOptions = StreamOptions()) throws(ReactorError) {
+        let fd = try Syscall.socket(family: address.family, type: Int32(SOCK_STREAM.rawValue), for: address)
+        do throws(ReactorError) {
+            if address.isUnix {
+                if options.removeStaleSocketFile, let path = address.path { try SocketListener.removeStaleSocket(at: path) }
+            } else {
+                if options.reuseAddress { Syscall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) }
+                if options.reusePort, !Syscall.setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) {
+                    throw ReactorError.lastErrno("setsockopt(SO_REUSEPORT)", .named("\(address)"))
+                }
+            }
+            guard address.withSockAddr({ bind(fd.rawValue, $0, $1) }) == 0 else {
+                var error = ReactorError.lastErrno("bind", .named("\(address)"))
+                if error.errno == .addressInUse {
+                    error.detail = address.isUnix
+                        ? "a file exists at that path; pass removeStaleSocketFile to replace a stale socket"
+                        : "another socket is bound to that address"
+                }
+                throw error
+            }
+            guard listen(fd.rawValue, options.backlog) == 0 else { throw ReactorError.lastErrno("listen", .named("\(address)")) }
+            localAddress = try SocketAddress.read(fd, peer: false)
+        } catch {
+            Syscall.close(fd)
+            throw error
+        }
+        self.connectionOptions = connectionOptions
+        unixPathToRemove = address.path
+        super.init(fd: fd, interest: .read)
+    }
+
+    /// Binds and listens on TCP `address` (the pre-Unix spelling).
+    public convenience init(bindingTo address: SocketAddress, backlog: Int32) throws(ReactorError) {
+        try self.init(bindingTo: address, options: ListenerOptions(backlog: backlog))
+    }
+
+    deinit {
+        // A Unix listener's socket file outlives the socket: remove it, as the process that made it.
+        if let path = unixPathToRemove { unlink(path) }
+    }
+
+    public override var kind: String { localAddress.isUnix ? "unix-listener" : "tcp-listener" }
+
+    public override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        guard readiness.contains(.readable) else { return super.handle(readiness, in: context, emit: emit) }
+        while isRegistered {
+            let raw = accept4(fd.rawValue, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+            if raw >= 0 {
+                if isPaused {
+                    isPaused = false
+                    retryDelay = .zero
+                    emit(.acceptResumed)
+                }
+                accepted(FileDescriptor(rawValue: raw), in: context, emit: emit)
+                continue
+            }
+            switch Glibc.errno {
+            case EAGAIN, EWOULDBLOCK:
+                return .active
+            case EINTR, ECONNABORTED, EPROTO, EPERM:
+                continue  // the pending connection vanished (or a firewall refused it); try the next
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                pause(ReactorError.lastErrno("accept", .named("\(localAddress)")), in: context, emit: emit)
+                return .active
+            default:
+                return .failed(ReactorError.lastErrno("accept", .named("\(localAddress)")))
+            }
+        }
+        return .active
+    }
+
+    private func accepted(_ fd: FileDescriptor, in context: Context, emit: (ResourceEvent) -> Void) {
+        let stream = SocketStream(accepted: fd, family: localAddress.family, options: connectionOptions)
+        stream.handler = connectionHandler.map { $0(stream) } ?? handler
+        if registersConnections {
+            do {
+                try context.register(stream)
+            } catch {
+                // The stream closes its descriptor when dropped; the listener carries on.
+                context.logger.warning("accepted connection not registered: \(error)")
+                return
+            }
+        }
+        emit(.accepted(stream))
+    }
+
+    private func pause(_ error: ReactorError, in context: Context, emit: (ResourceEvent) -> Void) {
+        retryDelay = retryDelay == .zero ? .milliseconds(10) : min(retryDelay * 2, .seconds(1))
+        setInterest(.none)
+        retryTimer = context.schedule(after: retryDelay, for: self)
+        if !isPaused {
+            isPaused = true
+            var explained = error
+            explained.detail = "out of descriptors; accepting paused, retrying every \(retryDelay) up to 1 s"
+            emit(.acceptPaused(explained))
+        }
+    }
+
+    public override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        guard timer == retryTimer else { return .active }
+        retryTimer = nil
+        setInterest(.read)  // level-triggered: pending connections report at once
+        return .active
+    }
+
+    /// Removes a socket file nobody listens on; refuses to touch anything else.
+    private static func removeStaleSocket(at path: String) throws(ReactorError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }  // nothing there
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw ReactorError("bind", .named(path), errno: .fileExists, detail: "the path exists and is not a socket; not removing it")
+        }
+        // A live listener accepts a connect; a stale file refuses it.
+        let probe = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { _ = Glibc.close(probe) }
+        let address = try SocketAddress.unix(path: path)
+        if address.withSockAddr({ Glibc.connect(probe, $0, $1) }) == 0 {
+            throw ReactorError("bind", .named(path), errno: .addressInUse, detail: "another process is listening on this socket")
+        }
+        guard unlink(path) == 0 else { throw ReactorError.lastErrno("unlink stale socket", .named(path)) }
+    }
+}
+
+/// A TCP listener: a ``SocketListener`` bound to an IPv4 or IPv6 address.
+public typealias TCPListener = SocketListener
+/// A Unix domain socket listener: a ``SocketListener`` bound to a path or abstract name.
+public typealias UnixListener = SocketListener

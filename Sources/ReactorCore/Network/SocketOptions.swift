@@ -1,0 +1,101 @@
+import CReactorSys
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a ``SocketListener`` binds and listens.
+public struct ListenerOptions: Sendable {
+    /// The kernel's queue of connections not yet accepted.
+    public var backlog: Int32 = 1024
+    /// `SO_REUSEADDR`: a restarted server rebinds while old connections sit
+    /// in TIME_WAIT. On by default for TCP.
+    public var reuseAddress = true
+    /// `SO_REUSEPORT`: several listeners (one per runtime thread) bind the
+    /// same port and the kernel spreads connections across them.
+    public var reusePort = false
+    /// For a Unix socket path: remove a file left at the path by an earlier
+    /// process before binding (only if it is a socket nobody listens on).
+    public var removeStaleSocketFile = false
+
+    public init(backlog: Int32 = 1024, reuseAddress: Bool = true, reusePort: Bool = false, removeStaleSocketFile: Bool = false) {
+        self.backlog = backlog
+        self.reuseAddress = reuseAddress
+        self.reusePort = reusePort
+        self.removeStaleSocketFile = removeStaleSocketFile
+    }
+}
+
+/// Settings of a stream connection; a listener applies its
+/// ``SocketListener/connectionOptions`` to every connection it accepts.
+public struct StreamOptions: Sendable {
+    /// `TCP_NODELAY`: small writes go out at once instead of waiting to be
+    /// coalesced (Nagle). On by default; use ``SocketStream/cork()`` to batch.
+    public var noDelay = true
+    /// TCP keep-alive probes, off when nil.
+    public var keepAlive: KeepAlive?
+    /// Queued bytes above which ``StreamResource/isAboveHighWatermark``
+    /// turns true: the Service should stop producing for this stream.
+    public var highWatermark = 1 << 20
+    /// Queued bytes at or below which a stream that went above the high
+    /// watermark reports ``ResourceEvent/writableAgain``.
+    public var lowWatermark = 256 << 10
+    /// `SO_SNDBUF` / `SO_RCVBUF`, when set; the kernel's defaults otherwise.
+    public var sendBufferSize: Int?
+    public var receiveBufferSize: Int?
+
+    public init(noDelay: Bool = true, keepAlive: KeepAlive? = nil, highWatermark: Int = 1 << 20, lowWatermark: Int = 256 << 10,
+                sendBufferSize: Int? = nil, receiveBufferSize: Int? = nil) {
+        self.noDelay = noDelay
+        self.keepAlive = keepAlive
+        self.highWatermark = highWatermark
+        self.lowWatermark = min(lowWatermark, highWatermark)
+        self.sendBufferSize = sendBufferSize
+        self.receiveBufferSize = receiveBufferSize
+    }
+
+    /// TCP keep-alive: after `idle` without traffic, a probe every
+    /// `interval`; the connection fails with ETIMEDOUT after `count` unanswered.
+    public struct KeepAlive: Sendable {
+        public var idle: Duration
+        public var interval: Duration
+        public var count: Int32
+        public init(idle: Duration = .seconds(60), interval: Duration = .seconds(10), count: Int32 = 6) {
+            self.idle = idle
+            self.interval = interval
+            self.count = count
+        }
+    }
+}
+
+extension Syscall {
+    /// `setsockopt` with an `Int32` value.
+    @discardableResult
+    static func setOption(_ fd: FileDescriptor, _ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
+        var value = value
+        return setsockopt(fd.rawValue, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0
+    }
+
+    /// Applies the options that live in the kernel. TCP-only options are
+    /// skipped for other families (a Unix socket has no Nagle).
+    static func apply(_ options: StreamOptions, to fd: FileDescriptor, family: Int32) {
+        let isTCP = family == AF_INET || family == AF_INET6
+        if isTCP { setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, options.noDelay ? 1 : 0) }
+        if let keepAlive = options.keepAlive, isTCP {
+            setOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
+            setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, Int32(clamping: keepAlive.idle.components.seconds))
+            setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, Int32(clamping: keepAlive.interval.components.seconds))
+            setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, keepAlive.count)
+        }
+        if let size = options.sendBufferSize { setOption(fd, SOL_SOCKET, SO_SNDBUF, Int32(clamping: size)) }
+        if let size = options.receiveBufferSize { setOption(fd, SOL_SOCKET, SO_RCVBUF, Int32(clamping: size)) }
+    }
+
+    /// A new non-blocking, close-on-exec socket.
+    static func socket(family: Int32, type: Int32, for address: SocketAddress) throws(ReactorError) -> FileDescriptor {
+        let raw = Glibc.socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard raw >= 0 else { throw ReactorError.lastErrno("socket", .named("\(address)")) }
+        return FileDescriptor(rawValue: raw)
+    }
+}

@@ -1,0 +1,157 @@
+import CReactorSys
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A stream connection — TCP or Unix domain — accepted by a
+/// ``SocketListener`` or opened with ``connect(to:timeout:options:)``.
+///
+/// Reads report ``ResourceEvent/received(_:)``. The peer's end of file
+/// reports ``ResourceEvent/readClosed`` and leaves this side's write half
+/// open (half-close); a reset or other error ends the stream with that error
+/// (`read(fd 9): ECONNRESET (Connection reset by peer)`). Writes queue what
+/// the kernel does not take (see ``StreamResource``).
+public final class SocketStream: StreamResource {
+    /// Where this stream connects to (set for outgoing connections; for
+    /// accepted ones, see ``peerAddress()``).
+    public let remoteAddress: SocketAddress?
+    private let family: Int32
+    private var connectTimeout: Duration?
+    private var connectTimer: TimerID?
+    /// A half-close asked for while bytes were still queued.
+    private var shutdownAfterFlush = false
+
+    /// Wraps a connected socket from `accept4` and applies `options`.
+    init(accepted fd: FileDescriptor, family: Int32, options: StreamOptions) {
+        remoteAddress = nil
+        self.family = family
+        super.init(fd: fd)
+        configure(options)
+    }
+
+    private init(connecting fd: FileDescriptor, to address: SocketAddress, timeout: Duration?, options: StreamOptions) {
+        remoteAddress = address
+        family = address.family
+        connectTimeout = timeout
+        super.init(fd: fd, reading: true)
+        configure(options)
+        awaitingWritability = true  // writable = connected (or failed); writes queue until then
+        interest = .both
+    }
+
+    private func configure(_ options: StreamOptions) {
+        Syscall.apply(options, to: fd, family: family)
+        highWatermark = options.highWatermark
+        lowWatermark = options.lowWatermark
+    }
+
+    public override var kind: String { family == AF_UNIX ? "unix-stream" : "tcp-stream" }
+
+    /// Starts a non-blocking connect. Success arrives as
+    /// ``ResourceEvent/connected``; failure ends the stream with the reason,
+    /// e.g. `connect(127.0.0.1:9): ECONNREFUSED (Connection refused)`, or
+    /// `ETIMEDOUT ... no answer within 2 s` when `timeout` passes first.
+    /// Bytes written before the connection completes are queued and sent
+    /// once it does.
+    public static func connect(to address: SocketAddress, timeout: Duration? = nil,
+                               options: StreamOptions = StreamOptions()) throws(ReactorError) -> SocketStream {
+        let fd = try Syscall.socket(family: address.family, type: Int32(SOCK_STREAM.rawValue), for: address)
+        let rc = address.withSockAddr { Glibc.connect(fd.rawValue, $0, $1) }
+        // EAGAIN: a Unix socket whose listener's backlog is full; it completes like EINPROGRESS.
+        if rc != 0 && Glibc.errno != EINPROGRESS && Glibc.errno != EAGAIN {
+            let error = ReactorError.lastErrno("connect", .named("\(address)"))
+            Syscall.close(fd)
+            throw error
+        }
+        return SocketStream(connecting: fd, to: address, timeout: timeout, options: options)
+    }
+
+    /// True until an outgoing connection has completed.
+    public var isConnecting: Bool { awaitingWritability }
+
+    /// The peer's address.
+    public func peerAddress() throws(ReactorError) -> SocketAddress { try SocketAddress.read(fd, peer: true) }
+    /// This end's address.
+    public func localAddress() throws(ReactorError) -> SocketAddress { try SocketAddress.read(fd, peer: false) }
+
+    /// Shuts down the write side (the peer reads end of file) once queued
+    /// output is sent: at once when nothing is queued, otherwise when the
+    /// queue drains, so no queued byte is lost to the half-close.
+    public func shutdownWrite() {
+        if outbound.isEmpty && !awaitingWritability {
+            _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_WR))
+        } else {
+            shutdownAfterFlush = true
+        }
+    }
+
+    /// Closes at once with a TCP reset (`SO_LINGER` 0): queued bytes are
+    /// discarded and the peer sees ECONNRESET. For refusing abusive peers;
+    /// ``StreamResource/closeWhenFlushed()`` is the graceful close.
+    public func abort() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd.rawValue, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        if let id, let owner { owner.destroy(id) } else { closeDescriptor() }
+    }
+
+    /// `TCP_CORK`: hold partial frames until ``uncork()`` (or 200 ms), so a
+    /// header and a body written separately leave in one segment.
+    public func cork() { Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, 1) }
+    /// Sends what ``cork()`` held back.
+    public func uncork() { Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, 0) }
+
+    /// Turns `TCP_NODELAY` on or off.
+    public func setNoDelay(_ on: Bool) { Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, on ? 1 : 0) }
+
+    public override func didRegister(in context: Context) {
+        super.didRegister(in: context)
+        if awaitingWritability, let connectTimeout {
+            connectTimer = context.schedule(after: connectTimeout, for: self)
+        }
+    }
+
+    public override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        guard timer == connectTimer, awaitingWritability else { return super.timerFired(timer, in: context, emit: emit) }
+        connectTimer = nil
+        return .failed(ReactorError("connect", .named(remoteAddress.map { "\($0)" } ?? "fd \(fd.rawValue)"),
+                                    errno: .timedOut, detail: "no answer within \(connectTimeout ?? .zero)"))
+    }
+
+    public override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        if awaitingWritability {
+            guard !readiness.isDisjoint(with: [.writable, .error, .hangup]) else { return .active }
+            if let errno = Syscall.pendingSocketError(fd) ?? (readiness.contains(.hangup) ? .connectionRefused : nil) {
+                return .failed(ReactorError("connect", .named(remoteAddress.map { "\($0)" } ?? "fd \(fd.rawValue)"), errno: errno))
+            }
+            awaitingWritability = false
+            if let connectTimer { context.cancel(connectTimer) }
+            connectTimer = nil
+            emit(.connected)
+            guard isRegistered else { return .active }
+            updateInterest()
+            // Bytes written while connecting go out now.
+            return super.handle(readiness.intersection(.writable), in: context, emit: emit)
+        }
+        return super.handle(readiness, in: context, emit: emit)
+    }
+
+    override func outputDrained() {
+        guard shutdownAfterFlush else { return }
+        shutdownAfterFlush = false
+        _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_WR))
+    }
+
+    public override func readEndOfFile(_ readiness: Readiness, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        if readiness.contains(.hangup) && outbound.isEmpty { return .closed }
+        setReading(false)
+        emit(.readClosed)
+        return .active
+    }
+}
+
+/// A TCP connection: a ``SocketStream`` over IPv4 or IPv6.
+public typealias TCPStream = SocketStream
+/// A Unix domain stream connection.
+public typealias UnixStream = SocketStream
