@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "PollUring", targets: ["PollUring"]),
         .library(name: "Reactor", targets: ["Reactor"]),
         .executable(name: "echo", targets: ["Echo"]),
+        .executable(name: "chat", targets: ["Chat"]),
+        .executable(name: "proxy", targets: ["Proxy"]),
         .executable(name: "reactor-microbench", targets: ["Microbench"]),
     ],
     dependencies: [
@@ -47,10 +49,22 @@ let package = Package(
         .systemLibrary(name: "CUring", path: "Sources/CUring"),
         .target(name: "PollUring", dependencies: ["ReactorCore", "CReactorSys", "CUring"]),
         .target(name: "Reactor", dependencies: ["ReactorCore", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
+        // The example services, in a library so that tests run them in-process too.
+        .target(name: "ExampleServices", dependencies: ["Reactor"], path: "Examples/Services"),
         .executableTarget(
             name: "Echo",
-            dependencies: ["Reactor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Echo"
+        ),
+        .executableTarget(
+            name: "Chat",
+            dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Chat"
+        ),
+        .executableTarget(
+            name: "Proxy",
+            dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Proxy"
         ),
         .executableTarget(
             name: "Microbench",
@@ -63,6 +77,8 @@ let package = Package(
         ),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
         .testTarget(name: "ConformanceTests", dependencies: ["Reactor"]),
+        // Network tests on loopback: the example services in-process under load, edge cases of sockets.
+        .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices"]),
         // Runs the example executables as a user would; they must be built first
         // (`swift build --build-tests` builds them).
         .testTarget(name: "ExampleTests", dependencies: ["Reactor"]),

@@ -3,28 +3,8 @@
 //   swift run echo --backend poll --port 7000
 //   printf 'hello\n' | nc -q1 127.0.0.1 7000
 import ArgumentParser
+import ExampleServices
 import Reactor
-
-/// The Service: echo what arrives (the listener registers what it accepts).
-final class EchoService: Service {
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
-        switch event {
-        case .received(let bytes):
-            context.resource(id, as: TCPStream.self)?.write(bytes.buffer)
-        case .readClosed:
-            // The client finished sending: close once everything is echoed back.
-            context.resource(id, as: TCPStream.self)?.closeWhenFlushed()
-        case .acceptPaused(let error):
-            context.logger.warning("\(error)")
-        default:
-            break
-        }
-    }
-
-    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
-        if case .failed(let error) = reason { context.logger.info("connection \(id) failed: \(error)") }
-    }
-}
 
 @main
 struct Echo: ParsableCommand {

@@ -1,0 +1,2 @@
+// Placeholder: the chat example is being written.
+print("chat: not yet")

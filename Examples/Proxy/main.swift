@@ -1,0 +1,2 @@
+// Placeholder: the proxy example is being written.
+print("proxy: not yet")
