@@ -51,7 +51,7 @@ final class Descriptors {
     }
 
     /// A listening TCP socket on 127.0.0.1 with a kernel-chosen port.
-    func tcpListener() throws -> (fd: Int32, port: UInt16) {
+    func tcpListener(backlog: Int32 = 16) throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
         track(fd)
@@ -59,7 +59,7 @@ final class Descriptors {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0, listen(fd, 16) == 0 else { throw TestFailure("bind/listen: errno \(errno)") }
+        guard bound == 0, listen(fd, backlog) == 0 else { throw TestFailure("bind/listen: errno \(errno)") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let named = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
@@ -78,6 +78,20 @@ final class Descriptors {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard rc == 0 else { throw TestFailure("connect: errno \(errno)") }
+        return fd
+    }
+
+    /// A non-blocking client socket with a connect to 127.0.0.1:`port` under way.
+    func tcpConnectNonBlocking(port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
+        track(fd)
+        try setNonBlocking(fd)
+        var address = loopbackAddress(port: port)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 || errno == EINPROGRESS else { throw TestFailure("connect: errno \(errno)") }
         return fd
     }
 
@@ -443,7 +457,8 @@ func attempt(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throw
     do { try body() } catch { Issue.record("\(error)", sourceLocation: sourceLocation) }
 }
 
-// DEV ONLY (to be removed)
+/// The backends under test: every one built into this binary, or the subset
+/// named in `DEV_BACKENDS` (comma-separated) for a quicker local run.
 let devBackends: [Backend] = {
     guard let list = getenv("DEV_BACKENDS").map({ String(cString: $0) }) else { return Backend.built }
     return Backend.built.filter { list.split(separator: ",").contains(Substring($0.rawValue)) }

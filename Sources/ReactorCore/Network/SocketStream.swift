@@ -144,9 +144,11 @@ public final class SocketStream: StreamResource {
     }
 
     public override func readEndOfFile(_ readiness: Readiness, emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        if readiness.contains(.hangup) && outbound.isEmpty { return .closed }
         setReading(false)
         emit(.readClosed)
+        // Hangup: both directions are shut (this side half-closed earlier, or
+        // cannot write any more), so after end of file the stream is done.
+        if readiness.contains(.hangup) && outbound.isEmpty && isRegistered { return .closed }
         return .active
     }
 }

@@ -11,9 +11,16 @@ import Synchronization
 public final class Controller<Command: Sendable>: Sendable {
     enum Phase: Sendable { case running, stopping, stopped }
 
+    /// What crosses to the loop: a command for the Service, or work to run
+    /// on the loop's thread with its Context.
+    @usableFromInline enum Message: Sendable {
+        case command(Command)
+        case task(@Sendable (Context) -> Void)
+    }
+
     struct State: Sendable {
         var phase: Phase = .running
-        var queue = Deque<Command>()
+        var queue = Deque<Message>()
     }
 
     private let state = Mutex(State())
@@ -34,13 +41,39 @@ public final class Controller<Command: Sendable>: Sendable {
     /// Throws `send(command): the runtime has shut down; the command was not
     /// delivered` once a shutdown has begun.
     public func send(_ command: Command) throws(ReactorError) {
+        try enqueue(.command(command), operation: "send", what: "command")
+    }
+
+    /// Runs `task` on the runtime's thread, between events, with the
+    /// runtime's Context — in order with commands. Throws once a shutdown
+    /// has begun, like ``send(_:)``.
+    public func execute(_ task: @escaping @Sendable (Context) -> Void) throws(ReactorError) {
+        try enqueue(.task(task), operation: "execute", what: "task")
+    }
+
+    /// Writes `bytes` to the stream resource `id` from any thread
+    /// (protosocket's Sender): the bytes join the stream's write queue on the
+    /// runtime's thread. Throws once a shutdown has begun. If the resource
+    /// is gone by the time the write runs, the runtime logs a warning that
+    /// names it and the number of bytes not delivered.
+    public func write(_ bytes: [UInt8], to id: ResourceID) throws(ReactorError) {
+        try enqueue(.task({ context in
+            guard let stream = context.resource(id) as? StreamResource else {
+                context.logger.warning("\(ReactorError("write", .resource(id), detail: "the resource is gone or not a stream; \(bytes.count) bytes not delivered"))")
+                return
+            }
+            stream.write(bytes)
+        }), operation: "write", what: "resource \(id)")
+    }
+
+    private func enqueue(_ message: Message, operation: String, what: String) throws(ReactorError) {
         let accepted = state.withLock { state -> Bool in
             guard state.phase == .running else { return false }
-            state.queue.append(command)
+            state.queue.append(message)
             return true
         }
         guard accepted else {
-            throw ReactorError("send", .named("command"), detail: "the runtime has shut down; the command was not delivered")
+            throw ReactorError(operation, .named(what), detail: "the runtime has shut down; the \(what.hasPrefix("resource") ? "bytes were" : what + " was") not delivered")
         }
         hasPending.store(true, ordering: .releasing)
         waker.wake()
@@ -87,7 +120,7 @@ public final class Controller<Command: Sendable>: Sendable {
     }
 
     /// Moves queued commands into `batch` (which the loop reuses) under the lock.
-    @usableFromInline func drain(into batch: inout Deque<Command>) {
+    @usableFromInline func drain(into batch: inout Deque<Message>) {
         guard hasPending.exchange(false, ordering: .acquiringAndReleasing) else { return }
         state.withLock { state in swap(&state.queue, &batch) }
     }

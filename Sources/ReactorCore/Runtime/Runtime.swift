@@ -33,7 +33,7 @@ public final class Runtime<P: Poller, S: Service> {
     @usableFromInline let poller: P
     @usableFromInline let options: RuntimeOptions
     @usableFromInline var events: [PollEvent] = []
-    @usableFromInline var commandBatch = Deque<S.Command>()
+    @usableFromInline var commandBatch = Deque<Controller<S.Command>.Message>()
     @usableFromInline var hasRun = false
 
     /// Creates a runtime around an existing poller.
@@ -201,9 +201,12 @@ public final class Runtime<P: Poller, S: Service> {
     @inlinable
     func deliverCommands() {
         controller.drain(into: &commandBatch)
-        while let command = commandBatch.popFirst() {
+        while let message = commandBatch.popFirst() {
             context.counters.commandsDelivered &+= 1
-            service.handle(command: command, context: context)
+            switch message {
+            case .command(let command): service.handle(command: command, context: context)
+            case .task(let task): task(context)
+            }
             deliverNotices()
         }
     }
