@@ -13,6 +13,8 @@ public final class EchoService: Service {
             context.resource(id, as: TCPStream.self)?.closeWhenFlushed()
         case .acceptPaused(let error):
             context.logger.warning("\(error)")
+        case .acceptResumed:
+            context.logger.notice("accepting connections again")
         default:
             break
         }

@@ -90,8 +90,16 @@ struct EchoServer {
     let child: Child
     let port: UInt16
 
-    init(backend: Backend) throws {
-        child = try Child(executable: Executable.echo(), arguments: ["--backend", backend.rawValue, "--port", "0"])
+    /// Starts echo; with `descriptorLimit`, under `prlimit --nofile` (so the
+    /// server, not the test process, runs out of descriptors).
+    init(backend: Backend, descriptorLimit: Int? = nil) throws {
+        let arguments = ["--backend", backend.rawValue, "--port", "0"]
+        if let descriptorLimit {
+            let prlimit = try Executable.find("prlimit") ?? { throw TestFailure("prlimit (util-linux) not found on PATH") }()
+            child = try Child(executable: prlimit, arguments: ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", try Executable.echo().path] + arguments)
+        } else {
+            child = try Child(executable: Executable.echo(), arguments: arguments)
+        }
         do {
             let line = try readLine(child.standardOutput, timeout: .seconds(10))
             // echo listening on 127.0.0.1:PORT (backend NAME)
@@ -212,9 +220,9 @@ final class Child {
 
     /// What the child wrote to standard error: all of it once the child has
     /// exited, else what arrives within a second.
-    func readStandardError() -> String {
+    func readStandardError(within timeout: Duration = .seconds(1)) -> String {
         var bytes: [UInt8] = []
-        _ = try? readToEnd(errorPipe.fileHandleForReading.fileDescriptor, timeout: .seconds(1), into: &bytes)
+        _ = try? readToEnd(errorPipe.fileHandleForReading.fileDescriptor, timeout: timeout, into: &bytes)
         return String(decoding: bytes, as: UTF8.self)
     }
 
