@@ -21,6 +21,31 @@ public final class PipeEnd: StreamResource {
 
     public override var kind: String { direction == .reading ? "pipe-read" : "pipe-write" }
 
+    /// The process's standard input, for reading (Danga::Socket's AddOtherFds).
+    /// The resource owns a duplicate of descriptor 0, so destroying it leaves
+    /// the process's own standard input open. Note that the non-blocking mode
+    /// is shared between duplicates: descriptor 0 becomes non-blocking too.
+    public static func standardInput() throws(ReactorError) -> PipeEnd {
+        try duplicate(STDIN_FILENO, direction: .reading)
+    }
+
+    /// The process's standard output, for writing through the write queue
+    /// (a duplicate of descriptor 1; see ``standardInput()``).
+    public static func standardOutput() throws(ReactorError) -> PipeEnd {
+        try duplicate(STDOUT_FILENO, direction: .writing)
+    }
+
+    private static func duplicate(_ fd: Int32, direction: Direction) throws(ReactorError) -> PipeEnd {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+        guard copy >= 0 else { throw ReactorError.lastErrno("dup", .fd(fd)) }
+        do {
+            return try PipeEnd(adopting: FileDescriptor(rawValue: copy), direction: direction)
+        } catch {
+            _ = Glibc.close(copy)
+            throw error
+        }
+    }
+
     /// A new non-blocking, close-on-exec pipe.
     public static func pipe() throws(ReactorError) -> (reader: PipeEnd, writer: PipeEnd) {
         var fds: [Int32] = [-1, -1]
