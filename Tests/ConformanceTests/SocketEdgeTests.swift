@@ -148,6 +148,88 @@ struct SocketEdgeTests {
         try body(pollerType(of: backend))
     }
 
+    @Test("IPv6 listener on ::1; accepted connections inherit the listener's options and handler", arguments: devBackends)
+    func ipv6AndInheritance(_ backend: Backend) throws {
+        func body<P: Poller>(_ type: P.Type) throws {
+            let listener: TCPListener
+            do {
+                listener = try TCPListener(bindingTo: .loopbackIPv6(port: 0),
+                                           connectionOptions: StreamOptions(keepAlive: .init(idle: .seconds(30)), highWatermark: 4096, lowWatermark: 1024))
+            } catch {
+                // Only a machine with IPv6 disabled gets here; say so rather than pass silently.
+                Issue.record("IPv6 loopback unavailable: \(error)")
+                return
+            }
+            let handler = RecordingHandler()
+            listener.connectionHandler = { _ in handler }
+            var accepted: TCPStream?
+            var keepAlive: Int32 = 0
+            var noDelay: Int32 = 0
+            let service = ScriptedService()
+            service.onEvent = { event, _, _ in
+                if case .accepted(let stream) = event {
+                    accepted = stream
+                    // Read while the socket is open (the runtime closes it when it ends).
+                    var length = socklen_t(4)
+                    getsockopt(stream.fd.rawValue, SOL_SOCKET, SO_KEEPALIVE, &keepAlive, &length)
+                    getsockopt(stream.fd.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, &length)
+                }
+                if case .connected = event {} else if case .accepted = event {} else { Issue.record("the Service got \(event)") }
+            }
+            try runHere(P.self, service) { context in
+                try context.register(listener)
+                let client = try TCPStream.connect(to: .loopbackIPv6(port: listener.localAddress.port))
+                client.write(Array("over v6".utf8))
+                try context.register(client)
+            }
+            #expect(listener.localAddress.description == "[::1]:\(listener.localAddress.port)")
+            #expect(handler.events == ["over v6"], "the accepted connection's events go to the inherited handler")
+            let stream = try #require(accepted)
+            #expect(stream.highWatermark == 4096 && stream.lowWatermark == 1024)
+            #expect(keepAlive == 1, "keep-alive from the listener's connection options")
+            #expect(noDelay == 1, "TCP_NODELAY is on by default")
+        }
+        try body(pollerType(of: backend))
+    }
+
+    @Test("push-back: unconsumed bytes are delivered again, before later data", arguments: devBackends)
+    func pushBack(_ backend: Backend) throws {
+        func body<P: Poller>(_ type: P.Type) throws {
+            var deliveries: [String] = []
+            var clientID: ResourceID?
+            let service = ScriptedService()
+            service.onEvent = { event, id, context in
+                switch event {
+                case .accepted(let stream):
+                    _ = stream
+                case .connected:
+                    context.resource(id, as: TCPStream.self)?.write(Array("one|two".utf8))
+                case .received(let bytes) where id != clientID:
+                    let text = String(decoding: bytes, as: UTF8.self)
+                    deliveries.append(text)
+                    let stream = context.resource(id, as: TCPStream.self)
+                    if let bar = text.firstIndex(of: "|") {
+                        // Consume the first message, hand the rest back.
+                        stream?.pushBack(Array(text[text.index(after: bar)...].utf8))
+                    } else if text == "two" {
+                        context.resource(clientID!, as: TCPStream.self)?.write(Array("three".utf8))
+                    } else {
+                        context.stop()
+                    }
+                default:
+                    break
+                }
+            }
+            try runHere(P.self, service) { context in
+                let listener = try TCPListener(bindingTo: .loopback(port: 0))
+                try context.register(listener)
+                clientID = try context.register(try TCPStream.connect(to: .loopback(port: listener.localAddress.port)))
+            }
+            #expect(deliveries == ["one|two", "two", "three"])
+        }
+        try body(pollerType(of: backend))
+    }
+
     @Test("Controller.write from other threads reaches the connection, in order per thread", arguments: devBackends)
     func writeFromAnotherThread(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
@@ -208,6 +290,17 @@ private final class WriteTarget: Service {
         case .accepted(let stream): serverSide.update { $0 = stream.id }
         case .received(let bytes) where id == clientID: received.update { $0 += bytes }
         default: break
+        }
+    }
+}
+
+/// A per-connection handler that records what it receives and stops the runtime.
+private final class RecordingHandler: ResourceHandler {
+    var events: [String] = []
+    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+        if case .received(let bytes) = event {
+            events.append(String(decoding: bytes, as: UTF8.self))
+            context.stop()
         }
     }
 }
