@@ -25,6 +25,9 @@ open class Resource {
     unowned(unsafe) var owner: Context?
     /// Set once the descriptor is closed.
     public private(set) var isClosed = false
+    /// Set when the resource was destroyed or ended: its descriptor closes
+    /// after the current batch, and nothing more may be written to it.
+    public internal(set) var isClosing = false
     /// Who hears this resource's events and its disconnect: this handler when
     /// set, the runtime's ``Service`` otherwise. Lets one runtime serve many
     /// protocols, each connection talking to its own handler. A listener

@@ -62,7 +62,7 @@ open class StreamResource: Resource {
     /// disconnect; SIGPIPE is never raised.
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard !isClosed, !writeFailed else { return false }
+        guard !isClosed, !isClosing, !writeFailed else { return false }
         if outbound.isEmpty && !awaitingWritability {
             switch Syscall.write(fd, from: bytes) {
             case .transferred(let n) where n == bytes.count:

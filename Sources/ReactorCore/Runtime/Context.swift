@@ -139,6 +139,7 @@ public final class Context {
     public func destroy(_ id: ResourceID) -> Resource? {
         guard let resource = resource(id) else { return nil }
         remove(resource)
+        resource.isClosing = true
         closing.append(resource)
         return resource
     }
@@ -235,6 +236,7 @@ public final class Context {
     func end(_ resource: Resource, reason: DisconnectReason) {
         guard let id = resource.id else { return }
         remove(resource)
+        resource.isClosing = true
         closing.append(resource)
         notices.append(.disconnected(id, resource, reason))
     }
@@ -250,7 +252,12 @@ public final class Context {
     /// Closes the descriptors of resources destroyed in the batch just finished.
     @usableFromInline
     func closeDeferred() {
-        for resource in closing { resource.closeDescriptor() }
+        for resource in closing {
+            resource.closeDescriptor()
+            // Its handler has heard everything it will hear (disconnect notices
+            // go out before this); dropping it breaks a handler ↔ resource cycle.
+            resource.handler = nil
+        }
         closing.removeAll(keepingCapacity: true)
     }
 }

@@ -239,6 +239,7 @@ public final class Runtime<P: Poller, S: Service> {
             if let resource = slot.resource {
                 context.remove(resource)
                 resource.closeDescriptor()
+                resource.handler = nil  // breaks a handler ↔ resource cycle
             }
         }
         context.closeDeferred()
