@@ -20,6 +20,8 @@ let package = Package(
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "proxy", targets: ["Proxy"]),
+        .executable(name: "kv", targets: ["KV"]),
+        .executable(name: "http", targets: ["HTTP"]),
         .executable(name: "reactor-microbench", targets: ["Microbench"]),
     ],
     dependencies: [
@@ -62,6 +64,16 @@ let package = Package(
             path: "Examples/Chat"
         ),
         .executableTarget(
+            name: "KV",
+            dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/KV"
+        ),
+        .executableTarget(
+            name: "HTTP",
+            dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/HTTP"
+        ),
+        .executableTarget(
             name: "Proxy",
             dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Proxy"
@@ -79,6 +91,8 @@ let package = Package(
         .testTarget(name: "ConformanceTests", dependencies: ["Reactor"]),
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.
         .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices"]),
+        // The kv and http services against real clients: redis-cli, redis-benchmark, redis-server, curl.
+        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices"]),
         // Runs the example executables as a user would; they must be built first
         // (`swift build --build-tests` builds them).
         .testTarget(name: "ExampleTests", dependencies: ["Reactor"]),

@@ -37,4 +37,13 @@ static inline int reactor_pin_thread(__pid_t tid, int cpu) {
     return sched_setaffinity(tid, sizeof set, &set);
 }
 
+extern int sched_getaffinity(__pid_t pid, size_t cpusetsize, cpu_set_t *mask);
+
+/// The number of CPUs the calling thread may run on (honours taskset), or 0.
+static inline int reactor_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    return __CPU_COUNT_S(sizeof set, &set);
+}
+
 #endif

@@ -25,6 +25,10 @@ open class Resource {
     unowned(unsafe) var owner: Context?
     /// Set once the descriptor is closed.
     public private(set) var isClosed = false
+    /// Bytes this resource has read and written (streams and datagram
+    /// sockets count them; for introspection such as an HTTP `/stats` page).
+    public internal(set) var bytesIn: UInt64 = 0
+    public internal(set) var bytesOut: UInt64 = 0
     /// Set when the resource was destroyed or ended: its descriptor closes
     /// after the current batch, and nothing more may be written to it.
     public internal(set) var isClosing = false

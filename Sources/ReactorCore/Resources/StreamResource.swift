@@ -66,8 +66,10 @@ open class StreamResource: Resource {
         if outbound.isEmpty && !awaitingWritability {
             switch Syscall.write(fd, from: bytes) {
             case .transferred(let n) where n == bytes.count:
+                bytesOut &+= UInt64(n)
                 return true
             case .transferred(let n):
+                bytesOut &+= UInt64(n)
                 outbound.append(UnsafeRawBufferPointer(rebasing: bytes[n...]))
             case .wouldBlock, .endOfFile:
                 outbound.append(bytes)
@@ -157,6 +159,7 @@ open class StreamResource: Resource {
         // peer from starving the others.
         switch Syscall.read(fd, into: context.readBuffer) {
         case .transferred(let n):
+            bytesIn &+= UInt64(n)
             emit(.received(ReceivedBytes(UnsafeRawBufferPointer(rebasing: context.readBuffer[..<n]))))
             return .active
         case .endOfFile:
@@ -170,7 +173,9 @@ open class StreamResource: Resource {
 
     /// Writes queued bytes; returns a status when the stream is finished.
     private func flush(in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus? {
+        let queuedBefore = outbound.byteCount
         let result = outbound.flush(to: fd, due: &dueCallbacks)
+        bytesOut &+= UInt64(queuedBefore - outbound.byteCount)
         if !dueCallbacks.isEmpty {
             let due = dueCallbacks
             dueCallbacks.removeAll(keepingCapacity: true)

@@ -163,6 +163,26 @@ public final class Context {
     /// Every registered resource, in slot order (Danga::Socket's DescriptorMap).
     public var resources: [Resource] { slots.compactMap(\.resource) }
 
+    /// A snapshot of one registered resource, for introspection.
+    public struct ResourceInfo: Sendable, CustomStringConvertible {
+        public var id: ResourceID
+        public var fd: Int32
+        public var kind: String
+        public var interest: Interest
+        public var bytesIn: UInt64
+        public var bytesOut: UInt64
+        public var description: String { "\(id) fd \(fd) \(kind) \(interest) in \(bytesIn) out \(bytesOut)" }
+    }
+
+    /// Snapshots of every registered resource, in slot order.
+    public var resourceInfo: [ResourceInfo] {
+        slots.compactMap { slot in
+            guard let resource = slot.resource, let id = resource.id else { return nil }
+            return ResourceInfo(id: id, fd: resource.fd.rawValue, kind: resource.kind, interest: resource.interest,
+                                bytesIn: resource.bytesIn, bytesOut: resource.bytesOut)
+        }
+    }
+
     // MARK: Timers
 
     /// Arms a timer that fires after `delay`, and then every `interval` if one
