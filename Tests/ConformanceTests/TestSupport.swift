@@ -68,11 +68,15 @@ final class Descriptors {
         return (fd, UInt16(bigEndian: address.sin_port))
     }
 
-    /// A blocking client socket connected to 127.0.0.1:`port`.
+    /// A blocking client socket connected to 127.0.0.1:`port`; its reads
+    /// time out after 5 s, so a server that never answers fails a test
+    /// instead of hanging it.
     func tcpConnect(port: UInt16) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
         track(fd)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = loopbackAddress(port: port)
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

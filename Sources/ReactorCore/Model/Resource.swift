@@ -97,6 +97,13 @@ open class Resource {
         owner?.interestChanged(self)
     }
 
+    /// Closes the resource: a registered one is destroyed (no more events;
+    /// its descriptor closes after the current batch), an unregistered one
+    /// closes its descriptor at once. Safe to call more than once.
+    public final func close() {
+        if let id, let owner { owner.destroy(id) } else { closeDescriptor() }
+    }
+
     /// Closes the descriptor (once). The runtime calls this after the batch in
     /// which the resource was destroyed.
     func closeDescriptor() {

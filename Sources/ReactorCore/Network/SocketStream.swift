@@ -93,7 +93,7 @@ public final class SocketStream: StreamResource {
     public func abort() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd.rawValue, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-        if let id, let owner { owner.destroy(id) } else { closeDescriptor() }
+        close()
     }
 
     /// `TCP_CORK`: hold partial frames until ``uncork()`` (or 200 ms), so a
