@@ -83,9 +83,13 @@ open class Resource {
 
     /// A timer armed with ``Context/schedule(after:for:)`` fired. Events
     /// emitted here reach the handler or Service like I/O events; returning
-    /// ``ResourceStatus/failed(_:)`` ends the resource.
+    /// ``ResourceStatus/failed(_:)`` ends the resource. By default the timer
+    /// is passed on as ``ResourceEvent/timerFired(_:)``, so a handler can
+    /// time its own connections (an idle timeout, say); subclasses that arm
+    /// timers of their own handle those and call super for the rest.
     open func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        .active
+        emit(.timerFired(timer))
+        return .active
     }
 
     /// Changes what this resource wants to hear about. Takes effect at once
@@ -147,6 +151,8 @@ public enum ResourceEvent {
     case acceptPaused(ReactorError)
     /// A paused listener accepted again.
     case acceptResumed
+    /// A timer armed for this resource with ``Context/schedule(after:repeating:for:)`` fired.
+    case timerFired(TimerID)
 }
 
 /// Whether a resource lives on after handling readiness.

@@ -140,7 +140,7 @@ public final class SocketListener: Resource {
     }
 
     public override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        guard timer == retryTimer else { return .active }
+        guard timer == retryTimer else { return super.timerFired(timer, in: context, emit: emit) }
         retryTimer = nil
         setInterest(.read)  // level-triggered: pending connections report at once
         return .active

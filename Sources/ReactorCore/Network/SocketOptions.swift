@@ -13,7 +13,10 @@ public struct ListenerOptions: Sendable {
     /// in TIME_WAIT. On by default for TCP.
     public var reuseAddress = true
     /// `SO_REUSEPORT`: several listeners (one per runtime thread) bind the
-    /// same port and the kernel spreads connections across them.
+    /// same port and the kernel spreads connections across them. Any other
+    /// process of the same user that sets it can join the port too (and take
+    /// a share of its connections): bind a fixed port without it first if
+    /// that matters.
     public var reusePort = false
     /// For a Unix socket path: remove a file left at the path by an earlier
     /// process before binding (only if it is a socket nobody listens on).

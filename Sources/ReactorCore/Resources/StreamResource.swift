@@ -105,11 +105,31 @@ open class StreamResource: Resource {
         }
     }
 
-    /// Closes the resource once queued output has been written (at once if none).
-    public func closeWhenFlushed() {
+    /// Closes the resource once queued output has been written (at once if
+    /// none). With a `deadline`, a peer that stops reading cannot hold the
+    /// stream open: when the deadline passes first, the stream is destroyed
+    /// and its unsent bytes are discarded (logged as a warning that says how many).
+    public func closeWhenFlushed(within deadline: Duration? = nil) {
         closeAfterFlush = true
         setReading(false)
-        if outbound.isEmpty, let id, let owner { owner.destroy(id) }
+        if outbound.isEmpty, let id, let owner {
+            owner.destroy(id)
+        } else if let deadline, let owner {
+            flushDeadline = owner.schedule(after: deadline, for: self)
+        }
+    }
+
+    /// The timer of a `closeWhenFlushed(within:)` deadline.
+    private var flushDeadline: TimerID?
+
+    open override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        guard timer == flushDeadline else { return super.timerFired(timer, in: context, emit: emit) }
+        flushDeadline = nil
+        if let id {
+            context.logger.warning("\(ReactorError("closeWhenFlushed", .resource(id), detail: "the peer did not read within the deadline; \(outbound.byteCount) queued bytes discarded"))")
+            context.destroy(id)
+        }
+        return .active
     }
 
     // MARK: Reading

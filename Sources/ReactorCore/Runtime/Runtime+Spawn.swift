@@ -17,14 +17,14 @@ extension Runtime {
         name: String = "reactor",
         options: RuntimeOptions = RuntimeOptions(),
         makePoller: @escaping @Sendable () throws(ReactorError) -> P = { () throws(ReactorError) in try P() },
-        makeService: @escaping @Sendable () -> S
+        makeService: @escaping @Sendable () throws(ReactorError) -> S
     ) throws(ReactorError) -> Controller<S.Command> {
         let handoff = Mutex<Result<Controller<S.Command>, ReactorError>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         try startThread(name: name) {
             let runtime: Runtime
             do throws(ReactorError) {
-                runtime = Runtime(poller: try makePoller(), service: makeService(), options: options)
+                runtime = Runtime(poller: try makePoller(), service: try makeService(), options: options)
             } catch {
                 handoff.withLock { $0 = .failure(error) }
                 ready.signal()

@@ -32,20 +32,21 @@ public final class RuntimeGroup<P: Poller, S: Service>: Sendable {
 
     /// Starts `threads` runtimes, each on its own thread named `name-N`, each
     /// with the Service `makeService(N, group)` creates on that thread. If any
-    /// runtime cannot start (its poller fails, say), the ones already started
-    /// are shut down and the error is thrown.
+    /// runtime cannot start (its poller fails, or `makeService` throws — a
+    /// listener that cannot bind, say), the ones already started are shut
+    /// down and the error is thrown.
     public static func start(
         threads: Int = availableCPUs,
         name: String = "reactor",
         options: RuntimeOptions = RuntimeOptions(),
-        makeService: @escaping @Sendable (_ index: Int, _ group: RuntimeGroup) -> S
+        makeService: @escaping @Sendable (_ index: Int, _ group: RuntimeGroup) throws(ReactorError) -> S
     ) throws(ReactorError) -> RuntimeGroup {
         guard threads >= 1 else { throw ReactorError("RuntimeGroup.start", detail: "a group needs at least one thread, not \(threads)") }
         let group = RuntimeGroup(threadCount: threads)
         for index in 0..<threads {
-            do {
-                let controller = try Runtime<P, S>.spawn(name: "\(name)-\(index)", options: options) {
-                    makeService(index, group)
+            do throws(ReactorError) {
+                let controller = try Runtime<P, S>.spawn(name: "\(name)-\(index)", options: options) { () throws(ReactorError) -> S in
+                    try makeService(index, group)
                 }
                 group.controllers.withLock { $0.append(controller) }
             } catch {

@@ -16,7 +16,9 @@ public struct RuntimeOptions: Sendable {
         loopTimeout: Duration? = nil,
         shutdownGracePeriod: Duration = .seconds(5),
         readBufferSize: Int = 64 * 1024,
-        logger: Logger = Logger(label: "swift-reactor")
+        // Standard error, not swift-log's default standard output: services
+        // print their own output (a "listening on" line, say) on stdout.
+        logger: Logger = Logger(label: "swift-reactor", factory: { StreamLogHandler.standardError(label: $0) })
     ) {
         self.loopTimeout = loopTimeout
         self.shutdownGracePeriod = shutdownGracePeriod
