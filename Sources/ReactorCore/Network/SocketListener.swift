@@ -55,9 +55,15 @@ public final class SocketListener: Resource {
             guard address.withSockAddr({ bind(fd.rawValue, $0, $1) }) == 0 else {
                 var error = ReactorError.lastErrno("bind", .named("\(address)"))
                 if error.errno == .addressInUse {
-                    error.detail = address.isUnix
-                        ? "a file exists at that path; pass removeStaleSocketFile to replace a stale socket"
-                        : "another socket is bound to that address"
+                    if let path = address.path {
+                        var info = stat()
+                        let isSocket = lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
+                        error.detail = isSocket
+                            ? "a socket file exists at that path; pass removeStaleSocketFile to replace a stale one"
+                            : "a file that is not a socket exists at that path"
+                    } else {
+                        error.detail = "another socket is bound to that address"
+                    }
                 }
                 throw error
             }
