@@ -1,1 +1,143 @@
-print("kv: not yet")
+// kv: a Redis-compatible key-value server (RESP2) on one runtime per thread,
+// sharing one database. redis-cli and redis-benchmark talk to it unmodified.
+//
+//   swift run -c release kv --port 6379 --threads 2
+//   redis-cli -p 6379 set greeting hello
+//   redis-benchmark -p 6379 -t get,set -P 16 -q
+import ArgumentParser
+import ExampleServices
+import Reactor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct KV: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A Redis-compatible key-value server (RESP2) on swift-reactor: strings, expiry, pipelining.")
+
+    @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else the best available).")
+    var backend: String?
+
+    @Option(help: "TCP port (0 picks a free one).")
+    var port: UInt16 = 6379
+
+    @Option(help: "Address to bind.")
+    var host = "127.0.0.1"
+
+    @Flag(help: "Fail instead of falling back when the requested backend cannot run.")
+    var strictBackend = false
+
+    @Option(help: "Runtimes (threads), each with its own listener on the port (default: the CPUs this process may use).")
+    var threads: Int?
+
+    @Option(help: "Close clients idle for this many seconds (0: never), like Redis's `timeout`.")
+    var idleTimeout = 0
+
+    @Option(help: "Disconnect a client whose unread replies exceed this many bytes.")
+    var outputBufferLimit = 64 << 20
+
+    mutating func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 (off) or a number of seconds") }
+        guard outputBufferLimit > 0 else { throw ValidationError("--output-buffer-limit must be positive") }
+    }
+
+    mutating func run() throws {
+        let choice: Backend.Choice
+        do throws(ReactorError) {
+            var requested: Backend? = nil
+            if let backend { requested = try Backend(name: backend) } else { requested = try Backend.fromEnvironment() }
+            choice = try Backend.choose(requested: requested, strict: strictBackend)
+        } catch {
+            printError("kv: \(error.detail ?? "\(error)")")
+            throw ExitCode(2)
+        }
+        printError("kv: backend \(choice.backend) (\(choice.reason))")
+        // Before any thread starts, so every thread inherits the mask and
+        // only the signal thread's sigwait receives SIGINT and SIGTERM.
+        blockTerminationSignals()
+        let configuration = KVConfiguration(idleTimeoutSeconds: idleTimeout, outputBufferLimit: outputBufferLimit)
+        do {
+            try choice.backend.visit(Serve(host: host, port: port, threads: threads, configuration: configuration))
+        } catch {
+            printError("kv: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// The server, generic over the backend; `Backend.visit` picks the concrete
+/// poller type once, so each runtime's loop is specialised for it.
+struct Serve: PollerVisitor {
+    let host: String
+    let port: UInt16
+    let threads: Int?
+    let configuration: KVConfiguration
+
+    func visit<P: Poller>(_ type: P.Type) throws {
+        let threadCount = threads ?? RuntimeGroup<P, KVService>.availableCPUs
+        let (group, boundPort) = try KVServer.start(P.self, host: host, port: port, threads: threadCount,
+                                                    configuration: configuration)
+        try startSignalThread { _ in group.shutdown() }
+        print("kv listening on \(host):\(boundPort) (backend \(P.name), \(threadCount) threads)")
+        flushStandardOutput()
+        group.join()
+        printError("kv: stopped")
+    }
+}
+
+// MARK: Signals
+
+/// The signals that stop the server gracefully.
+private let terminationSignals = [SIGINT, SIGTERM]
+
+private func terminationSet() -> sigset_t {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for signal in terminationSignals { sigaddset(&set, signal) }
+    return set
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread and the threads it starts later.
+private func blockTerminationSignals() {
+    var set = terminationSet()
+    pthread_sigmask(SIG_BLOCK, &set, nil)
+}
+
+/// Starts a thread that waits for SIGINT or SIGTERM with `sigwait` and calls
+/// `onSignal` (a graceful shutdown: every runtime finishes its queued
+/// writes). A second signal exits at once, for a shutdown that hangs.
+private func startSignalThread(_ onSignal: @escaping @Sendable (Int32) -> Void) throws {
+    final class Box: Sendable {
+        let onSignal: @Sendable (Int32) -> Void
+        init(_ onSignal: @escaping @Sendable (Int32) -> Void) { self.onSignal = onSignal }
+    }
+    // Sound: the retained box is released exactly once, by the new thread (or below if it never starts).
+    let box = Unmanaged.passRetained(Box(onSignal)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { raw in
+        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+        var set = terminationSet()
+        var received: Int32 = 0
+        var count = 0
+        while sigwait(&set, &received) == 0 {
+            count += 1
+            if count > 1 { _exit(128 + received) }
+            printError("kv: signal \(received), shutting down")
+            box.onSignal(received)
+        }
+        return nil
+    }, box)
+    guard rc == 0 else {
+        Unmanaged<Box>.fromOpaque(box).release()
+        throw ReactorError("pthread_create", .named("signals"), errno: .init(rawValue: rc))
+    }
+    pthread_detach(thread)
+}
+
+// Top-level code rather than `@main`: SwiftPM decides whether to parse a
+// lone main.swift as a library when it plans the build, and a plan cached
+// from an earlier version of this file would reject `@main`. Last in the
+// file, so the globals above are initialised before it runs.
+KV.main()

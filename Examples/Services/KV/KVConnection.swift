@@ -1,0 +1,182 @@
+import Reactor
+
+/// One client: its partial command, its name, and how it ends.
+///
+/// Commands are parsed in place from the runtime's read buffer; only the
+/// tail of a command cut by the end of a read is copied (into `pending`).
+/// Every complete command of a read runs under one lock acquisition and its
+/// replies gather in the runtime's reply buffer, which leaves in one write.
+///
+/// **Endings.** QUIT and protocol errors send their reply, shut the write
+/// side down (the client reads it, then end of file) and discard further
+/// input until the client closes, or ``KVConfiguration/lingerTimeout``.
+/// A client whose unread replies pass the output-buffer limit is reset at
+/// once (its queued replies are dropped). An idle client is closed
+/// silently. A client that half-closes gets its replies, then the close.
+final class KVConnection: ResourceHandler {
+    /// The per-read state, behind a pointer: reached through it, the hot
+    /// path's mutations skip the dynamic exclusivity checks Swift makes on
+    /// a class's stored properties (a measurable cost at one command per read).
+    private struct State {
+        var parser: KVRequestParser
+        /// The start of a command that has not fully arrived.
+        var pending = InboundBuffer()
+        /// The last time the client sent anything (monotonic nanoseconds), for the idle timeout.
+        var lastActivity: UInt64
+        /// Set once the connection is closing: input is discarded from then on.
+        var closingSince: UInt64?
+    }
+
+    // Sound: the service keeps every connection in its registry and lives as
+    // long as its runtime, so it outlives them all; `unowned(unsafe)` spares
+    // the hot path a reference-count check.
+    unowned(unsafe) let service: KVService
+    let stream: SocketStream
+    /// CLIENT ID.
+    let clientID: UInt64
+    /// CLIENT SETNAME / GETNAME.
+    var name: [UInt8]?
+    /// The position in the service's registry; -1 once removed.
+    var index = -1
+    private let state: UnsafeMutablePointer<State>
+
+    init(service: KVService, stream: SocketStream, clientID: UInt64, now: MonotonicInstant) {
+        self.service = service
+        self.stream = stream
+        self.clientID = clientID
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(parser: KVRequestParser(maxBulkLength: service.info.configuration.maxBulkLength),
+                                   lastActivity: now.nanoseconds))
+    }
+
+    deinit {
+        state.deinitialize(count: 1)
+        state.deallocate()
+    }
+
+    /// True once QUIT or a protocol error started the close.
+    var isClosing: Bool { state.pointee.closingSince != nil }
+
+    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+        switch event {
+        case .received(let bytes):
+            received(bytes.buffer, context: context)
+        case .readClosed:
+            // The client has sent everything: answer what arrived, then close.
+            service.forget(self)
+            stream.closeWhenFlushed(within: service.info.configuration.lingerTimeout)
+        default:
+            break
+        }
+    }
+
+    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
+        service.forget(self)
+    }
+
+    // MARK: Reading
+
+    private func received(_ input: UnsafeRawBufferPointer, context: Context) {
+        state.pointee.lastActivity = context.now.nanoseconds
+        guard state.pointee.closingSince == nil else { return }
+        if state.pointee.pending.readableBytes == 0 {
+            // The common case: whole commands, straight from the read buffer.
+            let consumed = runCommands(input, context: context)
+            if state.pointee.closingSince == nil && stream.isRegistered && consumed < input.count {
+                state.pointee.pending.append(UnsafeRawBufferPointer(rebasing: input[consumed...]))
+            }
+            return
+        }
+        state.pointee.pending.append(input)
+        // A big argument still arriving: nothing to parse until it is all here.
+        guard state.pointee.pending.readableBytes >= state.pointee.parser.needed else { return }
+        // Sound: `pending` is not mutated while its bytes are lent out (runCommands touches only the parser).
+        let consumed = state.pointee.pending.withUnsafeReadableBytes { runCommands($0, context: context) }
+        guard state.pointee.closingSince == nil && stream.isRegistered else {
+            state.pointee.pending.removeAll()
+            return
+        }
+        state.pointee.pending.consume(consumed)
+        if state.pointee.pending.readableBytes == 0 && state.pointee.pending.capacity > 1 << 20 {
+            state.pointee.pending = InboundBuffer()  // do not keep a big value's buffer for an idle client
+        }
+    }
+
+    /// Runs every complete command at the start of `input` and writes their
+    /// replies; returns the bytes consumed.
+    private func runCommands(_ input: UnsafeRawBufferPointer, context: Context) -> Int {
+        var offset = 0
+        let service = self.service
+        while true {
+            let rest = UnsafeRawBufferPointer(rebasing: input[offset...])
+            // The first command is parsed before taking the lock: a read that
+            // carries only part of a command does not contend for it.
+            let first = state.pointee.parser.parse(rest)
+            if first == .incomplete { return offset }
+            let database = service.database
+            let commandContext = KVCommandContext(now: database.clock.milliseconds(at: context.now),
+                                                  client: self, server: service.info, database: database)
+            let queued = stream.queuedByteCount
+            let limit = service.info.configuration.outputBufferLimit
+            let state = self.state
+            let reply = service.reply
+            let (consumed, stop, volatileKeys) = database.store.withLock { store in
+                let (consumed, stop) = KVBatch.run(rest, first: first, parser: &state.pointee.parser, store: &store, reply: &reply.pointee,
+                                                   context: commandContext, queued: queued, limit: limit)
+                return (consumed, stop, store.volatileCount)
+            }
+            offset += consumed
+            if volatileKeys > 0 { service.startExpiryCycle(context: context) }
+            switch stop {
+            case .needMore:
+                flushReplies()
+                return offset
+            case .paused:
+                flushReplies()
+                if !stream.isRegistered { return offset }  // the write failed: the stream has ended
+            case .quit, .protocolError:
+                flushReplies()
+                beginClosing(now: context.now.nanoseconds, context: context)
+                return offset
+            case .overflow:
+                reply.pointee.reset()
+                context.logger.notice("kv: client \(clientID) closed for exceeding the output buffer limit of \(limit) bytes")
+                service.forget(self)
+                stream.abort()
+                return offset
+            }
+        }
+    }
+
+    private func flushReplies() {
+        let reply = service.reply
+        guard reply.pointee.count > 0 else { return }
+        stream.write(reply.pointee.bytes)
+        reply.pointee.reset()
+    }
+
+    // MARK: Ending
+
+    /// After QUIT or a protocol error: the reply goes out, then end of file;
+    /// the client's close (or the linger timeout) closes the connection.
+    private func beginClosing(now: UInt64, context: Context) {
+        state.pointee.closingSince = now
+        state.pointee.parser.reset()
+        stream.shutdownWrite()
+        service.startSweeping(context: context)
+    }
+
+    /// Called by the service's sweep: closes the connection if it has been
+    /// idle too long, or has lingered long enough after its last reply.
+    func sweep(now: UInt64, idleTimeout: UInt64, linger: UInt64) {
+        if let closingSince = state.pointee.closingSince {
+            if now &- closingSince >= linger {
+                service.forget(self)
+                stream.close()
+            }
+        } else if idleTimeout > 0 && now &- state.pointee.lastActivity >= idleTimeout {
+            service.forget(self)
+            stream.close()
+        }
+    }
+}
