@@ -3,9 +3,6 @@
 enum KVCommandDocs {
     private typealias A = KVArgumentDoc
 
-    private static let string = ["@string"]
-    private static let keyspace = ["@keyspace"]
-
     static let table: [KVCommandSpec] = [
         // The hot commands first: the name lookup scans in order.
         KVCommandSpec(.get, "get", arity: 2, flags: ["readonly", "fast"], keys: (1, 1, 1),

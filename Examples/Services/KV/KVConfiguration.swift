@@ -15,6 +15,10 @@ public struct KVConfiguration: Sendable {
     /// The largest bulk argument accepted (Redis's `proto-max-bulk-len`);
     /// a larger declared length is a protocol error that closes the connection.
     public var maxBulkLength: Int
+    /// The most bytes of one unfinished command buffered for a client
+    /// (Redis's `client-query-buffer-limit`): a client past it is
+    /// disconnected, so endless arguments cannot exhaust memory.
+    public var maxQueryBufferLength: Int
     /// How long a connection that is closing (after QUIT or a protocol
     /// error: the reply is sent and the write side shut) waits for the client
     /// to close its end before it is closed anyway. Waiting lets the client
@@ -24,13 +28,16 @@ public struct KVConfiguration: Sendable {
     /// How often the active expiry cycle runs (Redis's `hz` 10: every 100 ms).
     public var activeExpiryInterval: Duration
 
-    /// Redis's defaults: no idle timeout, 512 MiB bulks; a 64 MiB output
-    /// limit (Redis leaves normal clients unlimited), 2 s of lingering.
+    /// Redis's defaults: no idle timeout, 512 MiB bulks, 1 GiB of query
+    /// buffer; a 64 MiB output limit (Redis leaves normal clients
+    /// unlimited), 2 s of lingering.
     public init(idleTimeoutSeconds: Int = 0, outputBufferLimit: Int = 64 << 20, maxBulkLength: Int = 512 << 20,
-                lingerTimeout: Duration = .seconds(2), activeExpiryInterval: Duration = .milliseconds(100)) {
+                maxQueryBufferLength: Int = 1 << 30, lingerTimeout: Duration = .seconds(2),
+                activeExpiryInterval: Duration = .milliseconds(100)) {
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.outputBufferLimit = outputBufferLimit
         self.maxBulkLength = maxBulkLength
+        self.maxQueryBufferLength = maxQueryBufferLength
         self.lingerTimeout = lingerTimeout
         self.activeExpiryInterval = activeExpiryInterval
     }

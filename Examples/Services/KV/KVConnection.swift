@@ -88,6 +88,14 @@ final class KVConnection: ResourceHandler {
             return
         }
         state.pointee.pending.append(input)
+        let limit = service.info.configuration.maxQueryBufferLength
+        if state.pointee.pending.readableBytes > limit {
+            context.logger.notice("kv: client \(clientID) closed for exceeding the query buffer limit of \(limit) bytes")
+            state.pointee.pending = InboundBuffer()
+            service.forget(self)
+            stream.abort()
+            return
+        }
         // A big argument still arriving: nothing to parse until it is all here.
         guard state.pointee.pending.readableBytes >= state.pointee.parser.needed else { return }
         // Sound: `pending` is not mutated while its bytes are lent out (runCommands touches only the parser).
@@ -112,7 +120,7 @@ final class KVConnection: ResourceHandler {
             // The first command is parsed before taking the lock: a read that
             // carries only part of a command does not contend for it.
             let first = state.pointee.parser.parse(rest)
-            if first == .incomplete { return offset }
+            if case .incomplete = first { return offset }
             let database = service.database
             let commandContext = KVCommandContext(now: database.clock.milliseconds(at: context.now),
                                                   client: self, server: service.info, database: database)

@@ -85,6 +85,8 @@ public final class KVService: Service {
         context.logger.error("kv: listener \(id) ended: \(reason)")
     }
 
+    /// The active expiry cycle (disarmed once no key has a deadline) or the
+    /// connection sweep (disarmed once nothing needs sweeping).
     public func timerFired(_ timer: TimerID, context: Context) {
         if timer == expiryTimer {
             if database.activeExpireCycle() == 0, let expiryTimer {
