@@ -87,7 +87,9 @@ enum KVCompatibilityScript {
                                   ["KEYS", "**1"], ["KEYS", "k\\"], ["KEYS", ""], ["DBSIZE"], ["FLUSHALL", "async"], ["DBSIZE"], ["KEYS", "*"])),
         KVStep("expiry, part 1", kvPipeline(["SET", "x1", "v", "PX", "100"], ["SET", "x2", "v", "PX", "100"], ["SET", "x3", "v", "EX", "100"],
                                             ["SET", "x4", "v"], ["PEXPIRE", "x4", "100"], ["DBSIZE"]), waitAfter: .milliseconds(350)),
-        KVStep("expiry, part 2", kvPipeline(["GET", "x1"], ["EXISTS", "x2"], ["TTL", "x3"], ["TTL", "x4"], ["PERSIST", "x4"], ["DBSIZE"])),
+        // (Not TTL x3: after the wait, a stalled machine could round it differently on the two servers.)
+        KVStep("expiry, part 2", kvPipeline(["GET", "x1"], ["EXISTS", "x2"], ["EXISTS", "x3"], ["TTL", "x4"], ["PERSIST", "x4"],
+                                            ["PERSIST", "x3"], ["DBSIZE"])),
         KVStep("pipeline", kvPipeline(["SET", "p", "0"], ["INCR", "p"], ["INCR", "p"], ["GET", "p"], ["MSET", "p1", "a", "p2", "b"],
                                       ["MGET", "p", "p1", "p2"], ["DEL", "p1"], ["EXISTS", "p1", "p2"], ["INCRBY", "p", "40"],
                                       ["APPEND", "p", "!"], ["GET", "p"], ["INCR", "p"], ["SET", "p", "1", "XX", "GET"], ["PING"],

@@ -108,8 +108,8 @@ final class KVClient {
 
     /// Reads what arrives within `timeout` into the buffer; false at end of
     /// file (or a reset), true if bytes came. Throws on timeout.
-    private func fill(until deadline: ContinuousClock.Instant, what: String) throws -> Bool {
-        try kvWaitReady(fd, Int16(POLLIN), until: deadline, what: what)
+    private func fill(until deadline: ContinuousClock.Instant, what: @autoclosure () -> String) throws -> Bool {
+        try kvWaitReady(fd, Int16(POLLIN), until: deadline, what: what())
         var chunk = [UInt8](repeating: 0, count: 65536)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n > 0 {

@@ -234,10 +234,10 @@ func kvTemporaryFile(_ bytes: [UInt8]) throws -> URL {
 
 // MARK: I/O with deadlines
 
-func kvWaitReady(_ fd: Int32, _ events: Int16, until deadline: ContinuousClock.Instant, what: String) throws {
+func kvWaitReady(_ fd: Int32, _ events: Int16, until deadline: ContinuousClock.Instant, what: @autoclosure () -> String) throws {
     while true {
         let left = ContinuousClock.now.duration(to: deadline)
-        guard left > .zero else { throw KVTestError("timed out waiting to \(what)") }
+        guard left > .zero else { throw KVTestError("timed out waiting to \(what())") }
         var entry = pollfd(fd: fd, events: events, revents: 0)
         let milliseconds = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
         let ready = poll(&entry, 1, milliseconds)

@@ -128,7 +128,7 @@ final class KVConnection: ResourceHandler {
             let limit = service.info.configuration.outputBufferLimit
             let state = self.state
             let reply = service.reply
-            let (consumed, stop, volatileKeys) = database.store.withLock { store in
+            let (consumed, stop, volatileKeys) = database.withStore { store in
                 let (consumed, stop) = KVBatch.run(rest, first: first, parser: &state.pointee.parser, store: &store, reply: &reply.pointee,
                                                    context: commandContext, queued: queued, limit: limit)
                 return (consumed, stop, store.volatileCount)

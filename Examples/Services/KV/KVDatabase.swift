@@ -32,23 +32,39 @@ struct KVClock: Sendable {
 
 /// The one logical database every runtime of the service shares.
 ///
-/// **Why one mutex.** Each batch of commands (everything a read delivered)
-/// runs under one lock acquisition, so a pipelined client pays for the lock
-/// once per read, not once per command, and multi-key commands (MSET, DEL,
-/// KEYS, FLUSHALL) need no lock ordering. Sharding the keyspace across
-/// mutexes would let threads run commands on different keys in parallel,
-/// but it costs a lock per command (a batch touches many shards) and makes
-/// MSET atomicity and KEYS/DBSIZE/FLUSHALL lock every shard. Measured on the
-/// 2-vCPU machine this was written on (release build, redis-benchmark -c 50
-/// -n 400000 -t get,set, pinned client on its own CPU): with `--threads 2`
-/// the lock is uncontended most of the time because each command's work
-/// under it (a hash probe and a copy, ~50-100 ns) is tiny next to the
-/// system calls around it (~2-5 µs per read and write); see the numbers in
-/// Examples/KV/main.swift. Sharding would matter only when the lock's hold
-/// time approaches the per-batch I/O time, i.e. with many more cores.
-public final class KVDatabase: Sendable {
-    /// The keyspace, behind the lock every batch of commands takes once.
-    let store: Mutex<KVStore>
+/// **Why one mutex.** Each batch of commands (everything one read
+/// delivered) runs under one lock acquisition, so a pipelining client pays
+/// for the lock once per read, not once per command, and multi-key commands
+/// (MSET, DEL, KEYS, FLUSHALL) need no lock ordering and stay atomic. The
+/// work done under the lock (a probe and a copy per command, well under a
+/// microsecond) is small next to the system calls around each batch, so
+/// the threads rarely meet on it. Measured on the 2-vCPU machine this was
+/// written on (release build, `--threads 2`, redis-benchmark -c 50
+/// unpinned, medians of 3 interleaved runs, SET and GET each):
+///
+/// | design | -P 1 req/s | -P 1 req per CPU-s | -P 16 req/s | -P 16 req per CPU-s | futex calls per 1,000 reads |
+/// |---|---:|---:|---:|---:|---:|
+/// | one mutex, per batch (this) | 43-44 k | 86-88 k | 650-730 k | 1.18-1.25 M | < 1 (P 1), 2-10 (P 16) |
+/// | 16 shards, a lock per command | 44-45 k | 84-88 k | 640-880 k | 1.13-1.17 M | < 0.1 (P 1), 0.4-4 (P 16) |
+///
+/// No difference above the noise of a shared 2-CPU machine (±20% between
+/// runs), and sharding costs a little more CPU at -P 16 (16 lock round
+/// trips per batch instead of one). Sharding would pay off only when the
+/// lock's hold time approached the per-batch I/O time, with many more cores.
+///
+/// **No lock for one thread.** A database made for a single runtime
+/// (`concurrent: false`, what ``KVServer`` does for `--threads 1`) skips the
+/// mutex altogether, as Redis's single thread does: at one command per read
+/// the lock's two atomic operations are a measurable share of the work.
+public final class KVDatabase: @unchecked Sendable {
+    // Sound (@unchecked Sendable): `store` is reached only through
+    // `withStore`, which holds `lock` when the database is concurrent; a
+    // database that is not concurrent is used by one runtime's thread only
+    // (the contract of `init(concurrent:)`).
+    private let store: UnsafeMutablePointer<KVStore>
+    private let lock = Mutex<Void>(())
+    /// False when one runtime alone uses the database (no locking).
+    let isConcurrent: Bool
     /// Deadlines' clock.
     let clock = KVClock()
     /// When the service started, for INFO's uptime.
@@ -61,10 +77,29 @@ public final class KVDatabase: Sendable {
     let connectionsReceived = Atomic<UInt64>(0)
 
     /// An empty database; its hash seed is random, so keys cannot be chosen
-    /// to collide.
-    public init() {
+    /// to collide. Pass `concurrent: false` only if a single thread (one
+    /// runtime) will ever use it: it then takes no lock.
+    public init(concurrent: Bool = true) {
         var generator = SystemRandomNumberGenerator()
-        store = Mutex(KVStore(seed: generator.next()))
+        store = .allocate(capacity: 1)
+        store.initialize(to: KVStore(seed: generator.next()))
+        isConcurrent = concurrent
+    }
+
+    deinit {
+        store.deinitialize(count: 1)
+        store.deallocate()
+    }
+
+    /// Runs `body` with exclusive access to the keyspace: under the lock
+    /// (one acquisition for a whole batch of commands), or directly when the
+    /// database is not concurrent.
+    @inline(__always)
+    func withStore<Result: Sendable>(_ body: (inout KVStore) -> Result) -> Result {
+        if isConcurrent {
+            return lock.withLock { _ in body(&store.pointee) }
+        }
+        return body(&store.pointee)
     }
 
     /// A new client id.
@@ -83,7 +118,7 @@ public final class KVDatabase: Sendable {
         let end = MonotonicInstant.now().advanced(by: budget)
         while true {
             let now = clock.milliseconds(at: .now())
-            let (checked, expired, remaining) = store.withLock { store in
+            let (checked, expired, remaining) = withStore { store in
                 let (checked, expired) = store.expireSample(now: now, samples: 20)
                 return (checked, expired, store.volatileCount)
             }

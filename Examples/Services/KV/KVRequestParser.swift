@@ -62,9 +62,6 @@ struct KVRequestParser {
         spans.reserveCapacity(16)
     }
 
-    /// True while a command has been started but not finished.
-    var isPartial: Bool { expected > 0 || cursor > 0 }
-
     @inline(__always)
     private mutating func addSpan(_ span: KVSpan) {
         if spanCount < spans.count { spans[spanCount] = span } else { spans.append(span) }

@@ -8,11 +8,13 @@ public enum KVServer {
     /// Starts `threads` runtimes serving on `host:port`. With port 0 the
     /// first listener gets a free port from the kernel and the others bind
     /// that one. Returns the group and the port actually bound; throws if a
-    /// listener cannot bind (the group is then stopped again).
+    /// listener cannot bind (the group is then stopped again). Without a
+    /// `database`, a new one is made, lock-free when `threads` is 1.
     public static func start<P: Poller>(
         _ poller: P.Type, host: String = "127.0.0.1", port: UInt16, threads: Int,
-        configuration: KVConfiguration = KVConfiguration(), database: KVDatabase = KVDatabase()
+        configuration: KVConfiguration = KVConfiguration(), database: KVDatabase? = nil
     ) throws(ReactorError) -> (group: RuntimeGroup<P, KVService>, port: UInt16) {
+        let database = database ?? KVDatabase(concurrent: threads > 1)
         let address = try SocketAddress(host: host, port: port)  // checked here, before any thread starts
         let binder = KVListenerBinder(address: address)
         let infoBox = Mutex<KVServerInfo?>(nil)

@@ -47,6 +47,8 @@ extension KVExecutor {
             for line in lines { text += line + "\r\n" }
         }
         if wanted.contains("server") {
+            // The Redis version whose replies kv reproduces: clients choose
+            // features (and workarounds) by it.
             let uptime = Int(database.startedAt.duration(until: .now()).components.seconds)
             section("Server", [
                 "redis_version:7.0.15", "redis_mode:standalone", "kv_implementation:swift-reactor",

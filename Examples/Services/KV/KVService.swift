@@ -57,7 +57,7 @@ public final class KVService: Service {
                 return
             }
         }
-        if database.store.withLock({ $0.volatileCount }) > 0 { startExpiryCycle(context: context) }
+        if database.withStore({ $0.volatileCount }) > 0 { startExpiryCycle(context: context) }
     }
 
     /// The listener's events (connections report to their own handlers).

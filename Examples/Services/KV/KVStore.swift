@@ -39,10 +39,9 @@ struct KVEntry {
 /// ``volatile`` (entry positions), which the active expiry cycle samples
 /// like Redis samples its `expires` dictionary.
 ///
-/// Not thread-safe: ``KVDatabase`` keeps it behind a mutex. It owns raw
-/// memory (hence `~Copyable`, freed in `deinit`), and is `Sendable` because
-/// it is reached only through that mutex.
-struct KVStore: ~Copyable, @unchecked Sendable {
+/// Not thread-safe: ``KVDatabase/withStore(_:)`` serialises access to it.
+/// It owns raw memory (hence `~Copyable`, freed in `deinit`).
+struct KVStore: ~Copyable {
     let hasher: KVHasher
     private var slots: UnsafeMutablePointer<UInt64>
     private var slotMask: Int
