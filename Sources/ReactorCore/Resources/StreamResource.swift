@@ -197,9 +197,10 @@ open class StreamResource: Resource {
         let result = outbound.flush(to: fd, due: &dueCallbacks)
         bytesOut &+= UInt64(queuedBefore - outbound.byteCount)
         if !dueCallbacks.isEmpty {
-            let due = dueCallbacks
+            // Callbacks may write (to the queue), never flush, so the list is
+            // stable while it runs; cleared after, it keeps its one buffer.
+            for callback in dueCallbacks { callback() }
             dueCallbacks.removeAll(keepingCapacity: true)
-            for callback in due { callback() }
             guard isRegistered else { return .active }
         }
         switch result {

@@ -272,6 +272,7 @@ public final class Context {
     /// Closes the descriptors of resources destroyed in the batch just finished.
     @usableFromInline
     func closeDeferred() {
+        guard !closing.isEmpty else { return }  // most turns destroy nothing
         for resource in closing {
             resource.closeDescriptor()
             // Its handler has heard everything it will hear (disconnect notices

@@ -26,6 +26,9 @@ public final class Controller<Command: Sendable>: Sendable {
     private let state = Mutex(State())
     /// Lets the loop skip the lock on turns where nothing was sent.
     private let hasPending = Atomic<Bool>(false)
+    /// Mirrors `phase != .running`, so the loop checks for a shutdown every
+    /// turn with one atomic load instead of taking the lock.
+    private let stopping = Atomic<Bool>(false)
     private let waker: any PollerWaker
     private let finished = DispatchGroup()
     /// The pthread running the loop, so `join` can refuse to wait for itself.
@@ -87,7 +90,7 @@ public final class Controller<Command: Sendable>: Sendable {
     /// Asks the runtime to stop gracefully. Commands already sent are still
     /// delivered; later ones are refused. Safe to call more than once.
     public func shutdown() {
-        state.withLock { if $0.phase == .running { $0.phase = .stopping } }
+        beginStopping()
         waker.wake()
     }
 
@@ -112,17 +115,20 @@ public final class Controller<Command: Sendable>: Sendable {
     // MARK: Runtime side
 
     @usableFromInline var shutdownRequested: Bool {
-        state.withLock { $0.phase != .running }
+        stopping.load(ordering: .acquiring)
     }
 
     @usableFromInline func beginStopping() {
         state.withLock { if $0.phase == .running { $0.phase = .stopping } }
+        stopping.store(true, ordering: .releasing)
     }
 
-    /// Moves queued commands into `batch` (which the loop reuses) under the lock.
-    @usableFromInline func drain(into batch: inout Deque<Message>) {
-        guard hasPending.exchange(false, ordering: .acquiringAndReleasing) else { return }
+    /// Moves queued commands into `batch` (which the loop reuses) under the
+    /// lock. Returns false, without locking, when nothing was sent.
+    @usableFromInline func drain(into batch: inout Deque<Message>) -> Bool {
+        guard hasPending.exchange(false, ordering: .acquiringAndReleasing) else { return false }
         state.withLock { state in swap(&state.queue, &batch) }
+        return true
     }
 
     @usableFromInline func markLoopThread() {
@@ -134,6 +140,7 @@ public final class Controller<Command: Sendable>: Sendable {
             defer { state.phase = .stopped }
             return state.phase == .stopped
         }
+        stopping.store(true, ordering: .releasing)
         loopThread.store(0, ordering: .releasing)
         if !wasStopped { finished.leave() }
     }

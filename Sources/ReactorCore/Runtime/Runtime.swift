@@ -200,7 +200,8 @@ public final class Runtime<P: Poller, S: Service> {
 
     @inlinable
     func deliverCommands() {
-        controller.drain(into: &commandBatch)
+        // Most turns bring no command: skip the batch entirely then.
+        guard controller.drain(into: &commandBatch) else { return }
         while let message = commandBatch.popFirst() {
             context.counters.commandsDelivered &+= 1
             switch message {

@@ -65,6 +65,10 @@ struct TimerQueue {
     /// `now` if it fell behind, so a slow loop does not fire it in a burst).
     @usableFromInline
     mutating func popDue(now: MonotonicInstant) -> (timer: TimerID, owner: ResourceID?)? {
+        // Every live timer has a heap entry at its deadline, so when even the
+        // (possibly stale) minimum is in the future nothing is due: answer
+        // without the dictionary lookup that validating it would cost.
+        guard let earliest = heap.min, earliest.deadline <= now else { return nil }
         guard let deadline = nextDeadline(), deadline <= now, let top = heap.popMin() else { return nil }
         let id = top.id
         guard var entry = live[id] else { return nil }  // nextDeadline just checked it is live
