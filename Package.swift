@@ -52,7 +52,11 @@ let package = Package(
         .target(name: "PollUring", dependencies: ["ReactorCore", "CReactorSys", "CUring"]),
         .target(name: "Reactor", dependencies: ["ReactorCore", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
-        .target(name: "ExampleServices", dependencies: ["Reactor"], path: "Examples/Services"),
+        .target(
+            name: "ExampleServices",
+            dependencies: ["Reactor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Services"
+        ),
         .executableTarget(
             name: "Echo",
             dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],

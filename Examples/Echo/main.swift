@@ -10,8 +10,7 @@ import Reactor
 struct Echo: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "A TCP echo server on swift-reactor.")
 
-    @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else the best available).")
-    var backend: String?
+    @OptionGroup var backendOptions: BackendOptions
 
     @Option(help: "TCP port on 127.0.0.1 (0 picks a free one).")
     var port: UInt16 = 7000
@@ -19,20 +18,8 @@ struct Echo: ParsableCommand {
     @Option(help: "Address to bind.")
     var host = "127.0.0.1"
 
-    @Flag(help: "Fail instead of falling back when the requested backend cannot run.")
-    var strictBackend = false
-
     mutating func run() throws {
-        let choice: Backend.Choice
-        do throws(ReactorError) {
-            var requested: Backend? = nil
-            if let backend { requested = try Backend(name: backend) } else { requested = try Backend.fromEnvironment() }
-            choice = try Backend.choose(requested: requested, strict: strictBackend)
-        } catch {
-            printError("echo: \(error.detail ?? "\(error)")")
-            throw ExitCode(2)
-        }
-        printError("echo: backend \(choice.backend) (\(choice.reason))")
+        let choice = try backendOptions.choose(program: "echo")
         do {
             try choice.backend.visit(Serve(host: host, port: port))
         } catch {

@@ -15,17 +15,13 @@ import Glibc
 struct HTTP: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "An HTTP/1.1 server on swift-reactor: GET /, GET /stats, POST /echo.")
 
-    @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else the best available).")
-    var backend: String?
+    @OptionGroup var backendOptions: BackendOptions
 
     @Option(help: "TCP port (0 picks a free one).")
     var port: UInt16 = 8080
 
     @Option(help: "Address to bind.")
     var host = "127.0.0.1"
-
-    @Flag(help: "Fail instead of falling back when the requested backend cannot run.")
-    var strictBackend = false
 
     @Option(help: "Runtimes (threads), each with its own listener on the port (default: the CPUs this process may use).")
     var threads: Int?
@@ -49,19 +45,10 @@ struct HTTP: ParsableCommand {
     }
 
     mutating func run() throws {
-        let choice: Backend.Choice
-        do throws(ReactorError) {
-            var requested: Backend? = nil
-            if let backend { requested = try Backend(name: backend) } else { requested = try Backend.fromEnvironment() }
-            choice = try Backend.choose(requested: requested, strict: strictBackend)
-        } catch {
-            printError("http: \(error.detail ?? "\(error)")")
-            throw ExitCode(2)
-        }
-        printError("http: backend \(choice.backend) (\(choice.reason))")
+        let choice = try backendOptions.choose(program: "http")
         // Before any thread starts, so every thread inherits the mask and
         // only the signal thread's sigwait receives SIGINT and SIGTERM.
-        blockTerminationSignals()
+        TerminationSignals.block()
         let configuration = HTTPConfiguration(
             maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes,
             requestTimeout: .milliseconds(requestTimeoutMs), idleTimeout: .milliseconds(idleTimeoutMs))
@@ -86,7 +73,7 @@ struct Serve: PollerVisitor {
         let threadCount = threads ?? RuntimeGroup<P, HTTPService>.availableCPUs
         let (group, boundPort) = try HTTPServer.start(P.self, host: host, port: port, threads: threadCount,
                                                       configuration: configuration)
-        try startSignalThread { _ in group.shutdown() }
+        try TerminationSignals.onSignal(program: "http") { group.shutdown() }
         print("http listening on \(host):\(boundPort) (backend \(P.name), \(threadCount) threads)")
         flushStandardOutput()
         group.join()
@@ -94,51 +81,3 @@ struct Serve: PollerVisitor {
     }
 }
 
-// MARK: Signals
-
-/// The signals that stop the server gracefully.
-private let terminationSignals = [SIGINT, SIGTERM]
-
-private func terminationSet() -> sigset_t {
-    var set = sigset_t()
-    sigemptyset(&set)
-    for signal in terminationSignals { sigaddset(&set, signal) }
-    return set
-}
-
-/// Blocks SIGINT and SIGTERM in the calling thread and the threads it starts later.
-private func blockTerminationSignals() {
-    var set = terminationSet()
-    pthread_sigmask(SIG_BLOCK, &set, nil)
-}
-
-/// Starts a thread that waits for SIGINT or SIGTERM with `sigwait` and calls
-/// `onSignal` (a graceful shutdown). A second signal exits at once, for a
-/// shutdown that hangs.
-private func startSignalThread(_ onSignal: @escaping @Sendable (Int32) -> Void) throws {
-    final class Box: Sendable {
-        let onSignal: @Sendable (Int32) -> Void
-        init(_ onSignal: @escaping @Sendable (Int32) -> Void) { self.onSignal = onSignal }
-    }
-    // Sound: the retained box is released exactly once, by the new thread (or below if it never starts).
-    let box = Unmanaged.passRetained(Box(onSignal)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        var set = terminationSet()
-        var received: Int32 = 0
-        var count = 0
-        while sigwait(&set, &received) == 0 {
-            count += 1
-            if count > 1 { _exit(128 + received) }
-            printError("http: signal \(received), shutting down")
-            box.onSignal(received)
-        }
-        return nil
-    }, box)
-    guard rc == 0 else {
-        Unmanaged<Box>.fromOpaque(box).release()
-        throw ReactorError("pthread_create", .named("signals"), errno: .init(rawValue: rc))
-    }
-    pthread_detach(thread)
-}

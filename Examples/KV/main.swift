@@ -16,17 +16,13 @@ struct KV: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A Redis-compatible key-value server (RESP2) on swift-reactor: strings, expiry, pipelining.")
 
-    @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else the best available).")
-    var backend: String?
+    @OptionGroup var backendOptions: BackendOptions
 
     @Option(help: "TCP port (0 picks a free one).")
     var port: UInt16 = 6379
 
     @Option(help: "Address to bind.")
     var host = "127.0.0.1"
-
-    @Flag(help: "Fail instead of falling back when the requested backend cannot run.")
-    var strictBackend = false
 
     @Option(help: "Runtimes (threads), each with its own listener on the port (default: the CPUs this process may use).")
     var threads: Int?
@@ -44,19 +40,10 @@ struct KV: ParsableCommand {
     }
 
     mutating func run() throws {
-        let choice: Backend.Choice
-        do throws(ReactorError) {
-            var requested: Backend? = nil
-            if let backend { requested = try Backend(name: backend) } else { requested = try Backend.fromEnvironment() }
-            choice = try Backend.choose(requested: requested, strict: strictBackend)
-        } catch {
-            printError("kv: \(error.detail ?? "\(error)")")
-            throw ExitCode(2)
-        }
-        printError("kv: backend \(choice.backend) (\(choice.reason))")
+        let choice = try backendOptions.choose(program: "kv")
         // Before any thread starts, so every thread inherits the mask and
         // only the signal thread's sigwait receives SIGINT and SIGTERM.
-        blockTerminationSignals()
+        TerminationSignals.block()
         let configuration = KVConfiguration(idleTimeoutSeconds: idleTimeout, outputBufferLimit: outputBufferLimit)
         do {
             try choice.backend.visit(Serve(host: host, port: port, threads: threads, configuration: configuration))
@@ -79,61 +66,12 @@ struct Serve: PollerVisitor {
         let threadCount = threads ?? RuntimeGroup<P, KVService>.availableCPUs
         let (group, boundPort) = try KVServer.start(P.self, host: host, port: port, threads: threadCount,
                                                     configuration: configuration)
-        try startSignalThread { _ in group.shutdown() }
+        try TerminationSignals.onSignal(program: "kv") { group.shutdown() }
         print("kv listening on \(host):\(boundPort) (backend \(P.name), \(threadCount) threads)")
         flushStandardOutput()
         group.join()
         printError("kv: stopped")
     }
-}
-
-// MARK: Signals
-
-/// The signals that stop the server gracefully.
-private let terminationSignals = [SIGINT, SIGTERM]
-
-private func terminationSet() -> sigset_t {
-    var set = sigset_t()
-    sigemptyset(&set)
-    for signal in terminationSignals { sigaddset(&set, signal) }
-    return set
-}
-
-/// Blocks SIGINT and SIGTERM in the calling thread and the threads it starts later.
-private func blockTerminationSignals() {
-    var set = terminationSet()
-    pthread_sigmask(SIG_BLOCK, &set, nil)
-}
-
-/// Starts a thread that waits for SIGINT or SIGTERM with `sigwait` and calls
-/// `onSignal` (a graceful shutdown: every runtime finishes its queued
-/// writes). A second signal exits at once, for a shutdown that hangs.
-private func startSignalThread(_ onSignal: @escaping @Sendable (Int32) -> Void) throws {
-    final class Box: Sendable {
-        let onSignal: @Sendable (Int32) -> Void
-        init(_ onSignal: @escaping @Sendable (Int32) -> Void) { self.onSignal = onSignal }
-    }
-    // Sound: the retained box is released exactly once, by the new thread (or below if it never starts).
-    let box = Unmanaged.passRetained(Box(onSignal)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        var set = terminationSet()
-        var received: Int32 = 0
-        var count = 0
-        while sigwait(&set, &received) == 0 {
-            count += 1
-            if count > 1 { _exit(128 + received) }
-            printError("kv: signal \(received), shutting down")
-            box.onSignal(received)
-        }
-        return nil
-    }, box)
-    guard rc == 0 else {
-        Unmanaged<Box>.fromOpaque(box).release()
-        throw ReactorError("pthread_create", .named("signals"), errno: .init(rawValue: rc))
-    }
-    pthread_detach(thread)
 }
 
 // Top-level code rather than `@main`: SwiftPM decides whether to parse a

@@ -1,5 +1,4 @@
 import Reactor
-import Synchronization
 
 /// Starts the `http` service on a ``RuntimeGroup``: one runtime per thread,
 /// each with its own listener on the same port (`SO_REUSEPORT`, so the
@@ -14,57 +13,12 @@ public enum HTTPServer {
         configuration: HTTPConfiguration = HTTPConfiguration()
     ) throws(ReactorError) -> (group: RuntimeGroup<P, HTTPService>, port: UInt16) {
         let address = try SocketAddress(host: host, port: port)  // checked here, before any thread starts
-        let binder = ListenerBinder(address: address)
-        let group = try RuntimeGroup<P, HTTPService>.start(threads: threads, name: "http") { index, _ in
-            // Runs on the runtime's own thread, so the listener never crosses threads.
-            HTTPService(configuration: configuration, listener: binder.bind(), index: index,
-                        threadCount: threads, backendName: P.name)
-        }
-        let outcome = binder.outcome
-        guard let boundPort = outcome.port, outcome.error == nil else {
-            group.shutdown()
-            group.join()
-            throw outcome.error ?? ReactorError("bind", .named("\(address)"), detail: "no listener was bound")
-        }
-        return (group, boundPort)
-    }
-}
-
-/// Binds the group's listeners: the first on the requested port, the rest on
-/// the port the first one got. Shared by the runtimes' threads, hence the lock.
-private final class ListenerBinder: Sendable {
-    struct Outcome: Sendable {
-        var port: UInt16?
-        var error: ReactorError?
-    }
-
-    private let address: SocketAddress
-    private let state = Mutex(Outcome())
-
-    init(address: SocketAddress) { self.address = address }
-
-    var outcome: Outcome { state.withLock { $0 } }
-
-    /// A listener bound on the calling thread, or nil after recording why not.
-    func bind() -> SocketListener? {
-        state.withLock { outcome -> SocketListener? in
-            guard outcome.error == nil else { return nil }
-            do throws(ReactorError) {
-                let port = outcome.port ?? address.port
-                let address = try SocketAddress(host: self.address.host, port: port)
-                if outcome.port == nil && port != 0 {
-                    // SO_REUSEPORT would let this server join another one of the
-                    // same user already on the port, silently splitting its
-                    // traffic: a plain bind first fails with EADDRINUSE instead.
-                    // (The probe closes when dropped, before the real bind.)
-                    _ = try SocketListener(bindingTo: address, options: ListenerOptions(backlog: 1))
-                }
-                let listener = try SocketListener(bindingTo: address, options: ListenerOptions(reusePort: true))
-                outcome.port = listener.localAddress.port
-                return listener
-            } catch {
-                outcome.error = error
-                return nil
+        let listeners = ReusePortListeners(address: address)
+        return try listeners.started { () throws(ReactorError) in
+            try RuntimeGroup<P, HTTPService>.start(threads: threads, name: "http") { index, _ in
+                // Runs on the runtime's own thread, so the listener never crosses threads.
+                HTTPService(configuration: configuration, listener: listeners.bind(), index: index,
+                            threadCount: threads, backendName: P.name)
             }
         }
     }

@@ -21,7 +21,7 @@ extension Runtime {
     ) throws(ReactorError) -> Controller<S.Command> {
         let handoff = Mutex<Result<Controller<S.Command>, ReactorError>?>(nil)
         let ready = DispatchSemaphore(value: 0)
-        try startThread(name: name) {
+        try startDetachedThread(name: name) {
             let runtime: Runtime
             do throws(ReactorError) {
                 runtime = Runtime(poller: try makePoller(), service: try makeService(), options: options)
@@ -44,8 +44,9 @@ extension Runtime {
     }
 }
 
-/// Starts a detached pthread running `body`.
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(ReactorError) {
+/// Starts a detached pthread named `name` (its first 15 bytes) running
+/// `body`: for threads that are not runtimes, such as a signal waiter.
+public func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) throws(ReactorError) {
     final class Box: Sendable {
         let body: @Sendable () -> Void
         let name: String

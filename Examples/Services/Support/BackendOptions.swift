@@ -1,0 +1,31 @@
+import ArgumentParser
+import Reactor
+
+/// The backend flags every example takes: `--backend NAME` (default:
+/// `$REACTOR_BACKEND`, else the best available) and `--strict-backend`.
+/// Include with `@OptionGroup var backendOptions: BackendOptions`.
+public struct BackendOptions: ParsableArguments {
+    @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else the best available).")
+    public var backend: String?
+
+    @Flag(help: "Fail instead of falling back when the requested backend cannot run.")
+    public var strictBackend = false
+
+    public init() {}
+
+    /// Picks the backend and says on stderr which one runs and why (a
+    /// fallback is never silent). A bad name, or a strict request that cannot
+    /// run, prints the reason and exits with status 2.
+    public func choose(program: String) throws -> Backend.Choice {
+        do throws(ReactorError) {
+            var requested: Backend?
+            if let backend { requested = try Backend(name: backend) } else { requested = try Backend.fromEnvironment() }
+            let choice = try Backend.choose(requested: requested, strict: strictBackend)
+            printError("\(program): backend \(choice.backend) (\(choice.reason))")
+            return choice
+        } catch {
+            printError("\(program): \(error.detail ?? "\(error)")")
+            throw ExitCode(2)
+        }
+    }
+}
