@@ -91,10 +91,12 @@ let package = Package(
             ],
             path: "Tools/Microbench"
         ),
+        // Threads, clocks and waits that every test target shares (a plain library, no Testing).
+        .target(name: "ReactorTestSupport", path: "Tests/Support"),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
-        .testTarget(name: "ConformanceTests", dependencies: ["Reactor"]),
+        .testTarget(name: "ConformanceTests", dependencies: ["Reactor", "ReactorTestSupport"]),
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.
-        .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices"]),
+        .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
         // The kv and http services against real clients: redis-cli, redis-benchmark, redis-server, curl.
         .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices"]),
         // Runs the example executables as a user would; they must be built first

@@ -1,2 +1,61 @@
-// Placeholder: the chat example is being written.
-print("chat: not yet")
+// chat: a line-based chat room (the DReactor tutorial's chat server).
+//
+//   swift run chat --port 7002
+//   nc 127.0.0.1 7002      (in two terminals; type lines, /nick NAME, /who, /quit)
+import ArgumentParser
+import ExampleServices
+import Reactor
+
+@main
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A chat server on swift-reactor: each line goes to everyone else; /nick, /who, /quit.")
+
+    @OptionGroup var backendOptions: BackendOptions
+
+    @Option(help: "TCP port (0 picks a free one).")
+    var port: UInt16 = 7002
+
+    @Option(help: "Address to bind.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The longest line a member may send, in bytes.")
+    var maxLineBytes = 4096
+
+    @Option(help: "Bytes queued for a slow member above which broadcasts skip it (it is told how many it missed).")
+    var highWatermark = 64 << 10
+
+    mutating func validate() throws {
+        guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes must be positive") }
+        guard highWatermark >= 1024 else { throw ValidationError("--high-watermark must be at least 1024") }
+    }
+
+    mutating func run() throws {
+        let choice = try backendOptions.choose(program: "chat")
+        let configuration = ChatConfiguration(maximumLineLength: maxLineBytes, highWatermark: highWatermark,
+                                              lowWatermark: highWatermark / 4)
+        do {
+            try choice.backend.visit(Serve(host: host, port: port, configuration: configuration))
+        } catch {
+            printError("chat: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// The server, generic over the backend, so the loop is specialised for it.
+struct Serve: PollerVisitor {
+    let host: String
+    let port: UInt16
+    let configuration: ChatConfiguration
+
+    func visit<P: Poller>(_ type: P.Type) throws {
+        let runtime = try Runtime<P, ChatService>(service: ChatService(configuration: configuration))
+        let listener = try TCPListener(bindingTo: SocketAddress(host: host, port: port))
+        listener.connectionOptions = configuration.connectionOptions
+        try runtime.context.register(listener)
+        print("chat listening on \(listener.localAddress) (backend \(P.name))")
+        flushStandardOutput()
+        try runtime.run()
+    }
+}

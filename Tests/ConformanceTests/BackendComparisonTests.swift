@@ -6,6 +6,7 @@
 // previous one causes), so the trace depends on the runtime's semantics and
 // not on the order in which a backend lists simultaneous events.
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("backend comparison")

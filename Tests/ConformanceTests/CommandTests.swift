@@ -1,6 +1,7 @@
 // Commands from other threads through the Controller: exactly once, in order
 // per sender, and refused (with a clear error) once shutdown has begun.
 import Reactor
+import ReactorTestSupport
 import Synchronization
 import Testing
 

@@ -2,6 +2,7 @@
 // IPv6, connected mode and its ECONNREFUSED, datagrams larger than the read
 // buffer, bursts that fill the kernel (the send queue), Unix datagrams.
 import Reactor
+import ReactorTestSupport
 import SystemPackage
 import Testing
 

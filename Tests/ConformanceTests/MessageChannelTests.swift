@@ -2,6 +2,7 @@
 // a listener, a length-prefixed round trip between two channels, and
 // oversized frames that end the connection with a clear reason.
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)

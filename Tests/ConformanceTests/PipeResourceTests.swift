@@ -1,6 +1,7 @@
 // Pipes and adopted descriptors through the runtime: the write queue on a
 // pipe, end of file, a raw descriptor reporting readiness, stdin/stdout adoption.
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 // Contract items 1 and 3: registration errors (EBADF, EEXIST, ENOENT, with
 // their exact wording) and error conditions reported as events.
 import Reactor
+import ReactorTestSupport
 import SystemPackage
 import Testing
 

@@ -1,6 +1,7 @@
 // Contract items 2–5: level-triggered readiness, interest gating, one event
 // per descriptor per wait with its token, immediate deregistration.
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 // 10,000 registered descriptors: only the ready ones are reported, with the
 // right tokens, and deregistering them all leaves the poller silent.
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)

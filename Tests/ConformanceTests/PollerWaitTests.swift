@@ -2,6 +2,7 @@
 // interrupted waits.
 import Dispatch
 import Reactor
+import ReactorTestSupport
 import Synchronization
 import SystemPackage
 import Testing

@@ -1,6 +1,7 @@
 // Resources through the Runtime: destruction inside callbacks, stale events
 // for destroyed resources and reused descriptor numbers, disconnect reasons.
 import Reactor
+import ReactorTestSupport
 import SystemPackage
 import Testing
 

@@ -1,6 +1,7 @@
 // A group of runtimes, one per thread, sharing a port through SO_REUSEPORT;
 // introspection of a runtime's resources.
 import Reactor
+import ReactorTestSupport
 import Synchronization
 import Testing
 

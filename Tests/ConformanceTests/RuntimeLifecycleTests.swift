@@ -2,6 +2,7 @@
 // inside and from outside, shutdown under load, the shutdown grace period.
 import Dispatch
 import Reactor
+import ReactorTestSupport
 import Synchronization
 import Testing
 

@@ -2,6 +2,7 @@
 // both ways, aborted, written to from another thread, pushed back, flushed.
 import Dispatch
 import Reactor
+import ReactorTestSupport
 import Synchronization
 import Testing
 

@@ -2,6 +2,7 @@
 // a large transfer each way (exercising the write queue), half-close.
 import Dispatch
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)

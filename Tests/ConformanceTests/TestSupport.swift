@@ -2,7 +2,9 @@
 // loopback TCP pairs), threads, clocks, and a probe that checks the Poller
 // contract on every wait.
 import Dispatch
+
 import Reactor
+import ReactorTestSupport
 import SystemPackage
 import Synchronization
 import Testing
@@ -15,10 +17,6 @@ extension Backend: CustomTestStringConvertible {
     public var testDescription: String { rawValue }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
 
 // MARK: Descriptors
 
@@ -181,77 +179,6 @@ func socketError(_ fd: Int32) -> Int32 {
     var length = socklen_t(MemoryLayout<Int32>.size)
     guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length) == 0 else { return -1 }
     return code
-}
-
-/// The descriptor limit of this process.
-func descriptorLimit() -> Int {
-    var limit = rlimit()
-    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
-    return Int(limit.rlim_cur)
-}
-
-// MARK: Clocks
-
-func elapsed(since start: ContinuousClock.Instant) -> Duration { ContinuousClock.now - start }
-
-/// CPU time used by the calling thread. The suite runs tests in parallel, so
-/// the process's CPU time would count other tests; the waiting thread's own
-/// time is what shows a spinning wait.
-func threadCPUTime() -> Duration {
-    var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-    return .seconds(ts.tv_sec) + .nanoseconds(ts.tv_nsec)
-}
-
-func milliseconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-}
-
-/// Polls `condition` every millisecond until it holds or `timeout` passes.
-func eventually(within timeout: Duration = .seconds(3), _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now >= deadline { return false }
-        usleep(1000)
-    }
-    return true
-}
-
-// MARK: Threads
-
-/// A joinable pthread (the cooperative pool that runs tests is too small to
-/// block in, and Dispatch's pool may not run 8 blocking senders at once).
-final class TestThread: Sendable {
-    let handle: pthread_t
-
-    private final class Box: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-
-    init(_ body: @escaping @Sendable () -> Void) throws {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, box)
-        guard rc == 0 else {
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw TestFailure("pthread_create: \(rc)")
-        }
-        handle = thread
-    }
-
-    func join() { pthread_join(handle, nil) }
-}
-
-/// A value handed between threads under a lock.
-final class Shared<Value: Sendable>: Sendable {
-    private let state: Mutex<Value>
-    init(_ value: Value) { state = Mutex(value) }
-    var value: Value { state.withLock { $0 } }
-    func update<R: Sendable>(_ body: (inout Value) -> R) -> R { state.withLock { body(&$0) } }
 }
 
 // MARK: Poller probe

@@ -1,6 +1,7 @@
 // Timers through the runtime: deadline order, creation order for equal
 // delays, never early, cancellation, repetition.
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -2,6 +2,7 @@
 // and an abstract name, stale socket files, files that are not sockets, and
 // the socket file's removal.
 import Reactor
+import ReactorTestSupport
 import SystemPackage
 import Testing
 

@@ -1,0 +1,71 @@
+import Reactor
+
+/// Where a proxy forwards to and how it connects.
+public struct ProxyConfiguration: Sendable {
+    /// The upstream server every client is forwarded to.
+    public var upstream: SocketAddress
+    /// How long an upstream connect may take before the client is refused.
+    public var connectTimeout: Duration
+    /// Options of both legs (the watermarks bound what one leg buffers for the other).
+    public var streamOptions: StreamOptions
+
+    public init(upstream: SocketAddress, connectTimeout: Duration = .seconds(5),
+                streamOptions: StreamOptions = StreamOptions()) {
+        self.upstream = upstream
+        self.connectTimeout = connectTimeout
+        self.streamOptions = streamOptions
+    }
+}
+
+/// A TCP proxy: each client a listener accepts gets its own connection to
+/// the upstream, and bytes flow both ways until both sides have finished.
+/// The runtime is server and client at once — accepting, connecting,
+/// forwarding, all in one loop — and can host other protocols beside it
+/// (the `proxy` example can run its own echo upstream in the same runtime).
+///
+/// Register a ``SocketListener``; the Service pairs every connection it
+/// accepts with an upstream connection (see ``ProxyConnection``).
+public final class ProxyService: Service {
+    /// Where clients are forwarded; may change while running (new clients
+    /// go to the new upstream, connected ones stay where they are).
+    public var configuration: ProxyConfiguration
+    /// Clients accepted so far.
+    public private(set) var clientsAccepted = 0
+    /// Upstream connects that failed at once (out of descriptors, say);
+    /// later failures are reported by the ``ProxyConnection``.
+    public private(set) var upstreamFailures = 0
+
+    public init(configuration: ProxyConfiguration) {
+        self.configuration = configuration
+    }
+
+    public func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+        switch event {
+        case .accepted(let client):
+            clientsAccepted += 1
+            forward(client, context: context)
+        case .acceptPaused(let error):
+            context.logger.warning("\(error)")
+        case .acceptResumed:
+            context.logger.notice("accepting clients again")
+        default:
+            break
+        }
+    }
+
+    private func forward(_ client: SocketStream, context: Context) {
+        guard let clientID = client.id else { return }
+        do throws(ReactorError) {
+            let upstream = try SocketStream.connect(to: configuration.upstream, timeout: configuration.connectTimeout,
+                                                    options: configuration.streamOptions)
+            let upstreamID = try context.register(upstream)
+            let connection = ProxyConnection(client: clientID, upstream: upstreamID)
+            client.handler = connection
+            upstream.handler = connection
+        } catch {
+            upstreamFailures += 1
+            context.logger.warning("client \(clientID) refused: upstream unreachable: \(error)")
+            client.abort()
+        }
+    }
+}
