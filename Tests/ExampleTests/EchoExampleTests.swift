@@ -129,27 +129,30 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 enum Executable {
-    /// The `echo` product built with the tests: next to the test bundle first
-    /// (same configuration), else under the package's `.build`.
-    static func echo() throws -> URL {
+    /// The `echo` product built with the tests.
+    static func echo() throws -> URL { try product("echo") }
+
+    /// An executable product built with the tests: next to the test bundle
+    /// first (same configuration), else under the package's `.build`.
+    static func product(_ name: String) throws -> URL {
         var candidates: [URL] = []
         let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        candidates.append(testBinary.deletingLastPathComponent().appendingPathComponent("echo"))
+        candidates.append(testBinary.deletingLastPathComponent().appendingPathComponent(name))
         if let argument = CommandLine.arguments.first {
-            candidates.append(URL(fileURLWithPath: argument).deletingLastPathComponent().appendingPathComponent("echo"))
+            candidates.append(URL(fileURLWithPath: argument).deletingLastPathComponent().appendingPathComponent(name))
         }
         if let root = packageRoot() {
             let build = root.appendingPathComponent(".build")
-            candidates.append(build.appendingPathComponent("debug/echo"))
+            candidates.append(build.appendingPathComponent("debug/\(name)"))
             let triples = (try? FileManager.default.contentsOfDirectory(atPath: build.path)) ?? []
             for triple in triples.sorted() {
-                candidates.append(build.appendingPathComponent(triple).appendingPathComponent("debug/echo"))
+                candidates.append(build.appendingPathComponent(triple).appendingPathComponent("debug/\(name)"))
             }
         }
         for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.path) {
             return candidate
         }
-        throw TestFailure("the echo executable was not found (build it with `swift build --build-tests`); looked at "
+        throw TestFailure("the \(name) executable was not found (build it with `swift build --build-tests`); looked at "
                           + candidates.map(\.path).joined(separator: ", "))
     }
 
