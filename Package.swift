@@ -23,12 +23,14 @@ let package = Package(
         .executable(name: "kv", targets: ["KV"]),
         .executable(name: "http", targets: ["HTTP"]),
         .executable(name: "reactor-microbench", targets: ["Microbench"]),
+        .executable(name: "reactor-bench", targets: ["Bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(name: "CReactorSys", path: "Sources/CReactorSys"),
@@ -50,7 +52,7 @@ let package = Package(
         // io_uring through Debian's liburing-dev; compiles to nothing when the header is absent.
         .systemLibrary(name: "CUring", path: "Sources/CUring"),
         .target(name: "PollUring", dependencies: ["ReactorCore", "CReactorSys", "CUring"]),
-        .target(name: "Reactor", dependencies: ["ReactorCore", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
+        .target(name: "Reactor", dependencies: ["ReactorCore", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
             name: "ExampleServices",
@@ -90,6 +92,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/Microbench"
+        ),
+        // The backend comparison: every backend and the peers (C, SwiftNIO, redis-server) under load.
+        .executableTarget(
+            name: "Bench",
+            dependencies: [
+                "Reactor", "PollEpoll",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Tools/Bench"
         ),
         // Threads, clocks and waits that every test target shares (a plain library, no Testing).
         .target(name: "ReactorTestSupport", path: "Tests/Support"),

@@ -204,36 +204,6 @@ func runWindow<P: Poller>(
 
 // MARK: Process set-up
 
-/// Pins every thread of the process (and so every thread it starts later) to `cpu`.
-func pinProcess(to cpu: Int32) throws {
-    guard let directory = opendir("/proc/self/task") else { throw ReactorError.lastErrno("opendir", .named("/proc/self/task")) }
-    defer { closedir(directory) }
-    var pinned = 0
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        guard let tid = Int32(name) else { continue }  // "." and ".."
-        if reactor_pin_thread(tid, cpu) != 0 {
-            throw ReactorError.lastErrno("sched_setaffinity", .named("cpu \(cpu)"))
-        }
-        pinned += 1
-    }
-    if pinned == 0 { throw BenchError("found no threads to pin in /proc/self/task") }
-}
-
-/// Raises the soft descriptor limit so that `needed` descriptors fit.
-func ensureDescriptorLimit(_ needed: Int) throws {
-    var limit = rlimit()
-    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw ReactorError.lastErrno("getrlimit") }
-    guard limit.rlim_cur < rlim_t(needed) else { return }
-    guard limit.rlim_max >= rlim_t(needed) else {
-        throw BenchError("needs \(needed) open descriptors; the hard limit (ulimit -Hn) is \(limit.rlim_max)")
-    }
-    limit.rlim_cur = rlim_t(needed)
-    guard setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw ReactorError.lastErrno("setrlimit") }
-}
-
 // MARK: Output
 
 /// `value` with `digits` decimals (no Foundation needed).
@@ -320,8 +290,8 @@ struct Microbench: ParsableCommand {
         let settings = Settings(seconds: seconds, roundTrips: roundTrips,
                                 warmupRoundTrips: max(roundTrips / 10, 1), readyPipes: 1000)
         do {
-            if let cpu { try pinProcess(to: cpu) }
-            try ensureDescriptorLimit(2 * settings.readyPipes + 64)
+            if let cpu { try ProcessTuning.pin(toCPU: cpu) }
+            try ProcessTuning.ensureDescriptorLimit(2 * settings.readyPipes + 64)
         } catch {
             printError("reactor-microbench: \(error)")
             throw ExitCode.failure

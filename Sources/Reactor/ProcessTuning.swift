@@ -1,0 +1,44 @@
+import CReactorSys
+import ReactorCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Process-wide settings servers and benchmarks need: CPU pinning and the
+/// descriptor limit.
+public enum ProcessTuning {
+    /// Pins every thread of the process to `cpu` (threads started later
+    /// inherit it), so a load generator and the server it measures never
+    /// share a CPU.
+    public static func pin(toCPU cpu: Int32) throws(ReactorError) {
+        guard let directory = opendir("/proc/self/task") else { throw ReactorError.lastErrno("opendir", .named("/proc/self/task")) }
+        defer { closedir(directory) }
+        var pinned = 0
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let tid = Int32(name) else { continue }  // "." and ".."
+            if reactor_pin_thread(tid, cpu) != 0 {
+                throw ReactorError.lastErrno("sched_setaffinity", .named("cpu \(cpu)"))
+            }
+            pinned += 1
+        }
+        if pinned == 0 { throw ReactorError("sched_setaffinity", .named("cpu \(cpu)"), detail: "found no threads in /proc/self/task") }
+    }
+
+    /// Raises the soft descriptor limit so that `needed` descriptors fit;
+    /// the error says both numbers when the hard limit is lower.
+    public static func ensureDescriptorLimit(_ needed: Int) throws(ReactorError) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw ReactorError.lastErrno("getrlimit") }
+        guard limit.rlim_cur < rlim_t(needed) else { return }
+        guard limit.rlim_max >= rlim_t(needed) else {
+            throw ReactorError("setrlimit", .named("RLIMIT_NOFILE"),
+                               detail: "needs \(needed) open descriptors; the hard limit (ulimit -Hn) is \(limit.rlim_max)")
+        }
+        limit.rlim_cur = rlim_t(needed)
+        guard setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw ReactorError.lastErrno("setrlimit") }
+    }
+}

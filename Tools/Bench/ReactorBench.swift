@@ -1,0 +1,94 @@
+// reactor-bench: every backend and the peers side by side, under the same
+// load, in one run. Servers run on one CPU, the load on another; each row
+// reports throughput, throughput per server CPU-second, latency, the
+// server's CPU time and peak memory; results go to a table, JSON, CSV and
+// an SVG chart.
+//
+//   bash scripts/bench.sh --quick          (builds everything it needs, then runs this)
+//   .build/release/reactor-bench --help
+import ArgumentParser
+import Foundation
+import Reactor
+
+@main
+struct ReactorBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reactor-bench",
+        abstract: "Compare swift-reactor's backends with each other and with C, SwiftNIO and redis-server.",
+        discussion: "Run through `bash scripts/bench.sh`, which builds the release binaries, the C reference and the SwiftNIO peers first.")
+
+    @Flag(help: "About a minute: one run per row, shorter windows, fewer connection counts.")
+    var quick = false
+
+    @Option(help: "Backends, comma-separated: \(Backend.validNames) (default: every available one).")
+    var backends: String?
+
+    @Option(help: "Scenarios, comma-separated: echo, http, kv, idle, timers, wake, allocations (default: all).")
+    var scenarios: String?
+
+    @Option(help: "Runs per row; each number is the median (default: 3, or 1 with --quick).")
+    var runs: Int?
+
+    @Option(help: "Seconds per measured window (default: 5, or 1.5 with --quick).")
+    var seconds: Double?
+
+    @Option(help: "The CPU the servers run on.")
+    var serverCPU = 0
+
+    @Option(help: "The CPU the load runs on (this process, wrk, redis-benchmark).")
+    var loadCPU = 1
+
+    @Option(help: "Where the release `echo`, `http` and `kv` are (default: next to this program).")
+    var binPath: String?
+
+    @Option(help: "The package root, to find Benchmarks/.build-c and Benchmarks/Peers (default: the current directory).")
+    var root = "."
+
+    @Option(help: "Directory for results.json, results.csv and echo.svg.")
+    var output = ".build-bench/results"
+
+    mutating func validate() throws {
+        if let runs, runs < 1 { throw ValidationError("--runs must be at least 1") }
+        if let seconds, seconds <= 0 { throw ValidationError("--seconds must be positive") }
+        guard serverCPU != loadCPU else { throw ValidationError("--server-cpu and --load-cpu must differ: a client sharing the server's CPU measures neither") }
+    }
+
+    mutating func run() throws {
+        let plan: Plan
+        do {
+            plan = try Plan(self)
+        } catch {
+            printError("reactor-bench: \(error)")
+            throw ExitCode(2)
+        }
+        do {
+            try ProcessTuning.pin(toCPU: Int32(loadCPU))
+            try ProcessTuning.ensureDescriptorLimit(19_600)
+        } catch {
+            printError("reactor-bench: \(error)")
+            throw ExitCode.failure
+        }
+        var bench = Bench(plan: plan)
+        let report = bench.run()
+        print("")
+        print(report.table())
+        do {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            try encoder.encode(report).write(to: URL(fileURLWithPath: "\(output)/results.json"))
+            try report.csv().write(toFile: "\(output)/results.csv", atomically: true, encoding: .utf8)
+            try Chart.echoSVG(rows: report.rows, title: "echo ping-pong, 64 B: \(report.machine)")
+                .write(toFile: "\(output)/echo.svg", atomically: true, encoding: .utf8)
+            print("\nwrote \(output)/results.json, results.csv and echo.svg")
+        } catch {
+            printError("reactor-bench: writing results to \(output): \(error)")
+            throw ExitCode.failure
+        }
+        if !bench.failures.isEmpty {
+            printError("reactor-bench: \(bench.failures.count) measurement(s) failed:\n  " + bench.failures.joined(separator: "\n  "))
+            throw ExitCode.failure
+        }
+    }
+}

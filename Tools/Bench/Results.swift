@@ -1,0 +1,132 @@
+import Foundation
+
+/// One measured row: a scenario, a server, and what it did.
+struct BenchRow: Codable, Sendable {
+    /// `echo`, `http`, `kv-set-P1`, `idle`, `timers`, `wake`, ...
+    var scenario: String
+    /// `epoll`, `poll`, `libev`, `uring`, `c-epoll`, `nio`, `redis-server`.
+    var server: String
+    /// Connections the load used (0 where none do).
+    var connections: Int
+    /// Bytes per message, or 0.
+    var messageBytes: Int
+    /// Operations (round trips, requests, timers) per second of wall time.
+    var throughput: Double
+    /// Operations per second of server CPU time (user + system): what the
+    /// server does with the CPU it gets, when the client is the bottleneck.
+    var perServerCPUSecond: Double?
+    var p50Microseconds: Double?
+    var p99Microseconds: Double?
+    /// The server's user + system CPU seconds over the measured window.
+    var serverCPUSeconds: Double?
+    /// The server's peak resident memory during the scenario, KiB.
+    var peakRSSKiB: Int?
+    /// Heap allocations per operation, when counted.
+    var allocationsPerOperation: Double?
+    /// Anything a reader needs to read the row right.
+    var note: String = ""
+}
+
+extension BenchRow {
+    /// The load's shape, for the table: `100 × 64 B`, `100 conns`, `1,000,000 timers`.
+    var load: String {
+        switch scenario {
+        case "echo": return "\(Format.number(Double(connections))) × \(messageBytes >= 1024 ? "\(messageBytes >> 10) KiB" : "\(messageBytes) B")"
+        case "idle": return "\(Format.number(Double(connections))) idle"
+        case "timers", "wake": return "–"
+        default: return "\(connections) conns"
+        }
+    }
+}
+
+/// Everything one `reactor-bench` run produced, as written to JSON.
+struct BenchReport: Codable, Sendable {
+    var started: String
+    var machine: String
+    var settings: String
+    var rows: [BenchRow]
+}
+
+enum Format {
+    static func number(_ value: Double?, digits: Int = 0) -> String {
+        guard let value, value.isFinite else { return "–" }
+        if digits == 0 {
+            let rounded = Int(value.rounded())
+            // Thousands separators: 153648 → 153,648.
+            let text = String(abs(rounded))
+            var grouped = ""
+            for (index, character) in text.enumerated() {
+                if index > 0 && (text.count - index) % 3 == 0 { grouped.append(",") }
+                grouped.append(character)
+            }
+            return (rounded < 0 ? "-" : "") + grouped
+        }
+        return String(format: "%.\(digits)f", value)
+    }
+
+    /// A table with right-aligned numbers, as Markdown (readable in a terminal too).
+    static func table(_ rows: [[String]]) -> String {
+        guard let header = rows.first else { return "" }
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        func line(_ row: [String]) -> String {
+            "| " + row.enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: widths[i] - cell.count)
+                return i < 3 ? cell + pad : pad + cell
+            }.joined(separator: " | ") + " |"
+        }
+        let rule = "|" + widths.enumerated().map { i, w in i < 3 ? String(repeating: "-", count: w + 2) : String(repeating: "-", count: w + 1) + ":" }.joined(separator: "|") + "|"
+        return ([line(header), rule] + rows.dropFirst().map(line)).joined(separator: "\n")
+    }
+}
+
+extension BenchReport {
+    /// The comparison table: one line per row, with the ratio to the scenario's
+    /// reference peer (C for echo, SwiftNIO for http, redis-server for kv).
+    func table() -> String {
+        var lines = [["scenario", "load", "server", "ops/s", "per server CPU-s", "ratio", "p50 µs", "p99 µs", "server CPU s", "peak RSS MiB", "allocs/op", "note"]]
+        for row in rows {
+            let reference = referenceRow(for: row)
+            var ratio = "–"
+            if let reference, reference.server != row.server, let mine = row.perServerCPUSecond ?? Optional(row.throughput),
+               let theirs = reference.perServerCPUSecond ?? Optional(reference.throughput), theirs > 0 {
+                ratio = Format.number(mine / theirs, digits: 2) + "× " + reference.server
+            }
+            lines.append([
+                row.scenario, row.load, row.server, row.throughput > 0 ? Format.number(row.throughput) : "–", Format.number(row.perServerCPUSecond), ratio,
+                Format.number(row.p50Microseconds, digits: 0), Format.number(row.p99Microseconds, digits: 0),
+                Format.number(row.serverCPUSeconds, digits: 2),
+                row.peakRSSKiB.map { Format.number(Double($0) / 1024, digits: 1) } ?? "–",
+                Format.number(row.allocationsPerOperation, digits: 4), row.note,
+            ])
+        }
+        return Format.table(lines)
+    }
+
+    func referenceRow(for row: BenchRow) -> BenchRow? {
+        let order = ["c-epoll", "redis-server", "nio"]
+        for peer in order {
+            if let match = rows.first(where: { $0.scenario == row.scenario && $0.connections == row.connections
+                && $0.messageBytes == row.messageBytes && $0.server == peer }) { return match }
+        }
+        return nil
+    }
+
+    func csv() -> String {
+        var out = "scenario,server,connections,message_bytes,throughput,per_server_cpu_second,p50_us,p99_us,server_cpu_s,peak_rss_kib,allocations_per_op,note\n"
+        func field(_ value: Double?) -> String { value.map { String(format: "%.3f", $0) } ?? "" }
+        for row in rows {
+            out += [row.scenario, row.server, "\(row.connections)", "\(row.messageBytes)", field(row.throughput),
+                    field(row.perServerCPUSecond), field(row.p50Microseconds), field(row.p99Microseconds),
+                    field(row.serverCPUSeconds), row.peakRSSKiB.map { "\($0)" } ?? "", field(row.allocationsPerOperation),
+                    "\"" + row.note.replacingOccurrences(of: "\"", with: "\"\"") + "\""].joined(separator: ",") + "\n"
+        }
+        return out
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}

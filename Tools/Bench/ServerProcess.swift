@@ -1,0 +1,212 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A server under measurement: a child process pinned to one CPU with
+/// `taskset`, its port read from its first `listening on HOST:PORT` line,
+/// its CPU time and peak memory read from `/proc`.
+final class ServerProcess {
+    let name: String
+    let process = Process()
+    private(set) var port: UInt16 = 0
+    private let output = Pipe()
+    private let errors: URL
+
+    /// Starts `executable arguments` on `cpu`, with `environment` added.
+    init(name: String, executable: String, arguments: [String], cpu: Int, environment: [String: String] = [:],
+         announces: Bool = true, port fixedPort: UInt16? = nil) throws {
+        self.name = name
+        errors = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-bench-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        // taskset execs the server: the child's pid is the server's own, so /proc/PID is its CPU and memory.
+        process.arguments = ["-c", "\(cpu)", executable] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = output
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+        if let fixedPort {
+            port = fixedPort
+            try waitUntilAccepting(port: fixedPort)
+            return
+        }
+        guard announces else { throw BenchError("\(name): no port") }
+        let line = try readLine(timeout: .seconds(20))
+        guard let range = line.range(of: "listening on "),
+              let colon = line[range.upperBound...].firstIndex(of: ":"),
+              let port = UInt16(line[line.index(after: colon)...].prefix { $0.isNumber }), port != 0 else {
+            stop()
+            throw BenchError("\(name): unexpected first line '\(line)'; stderr: \(standardError())")
+        }
+        self.port = port
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// user + system CPU seconds so far (all threads), from /proc/PID/stat.
+    func cpuSeconds() -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return .nan }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Current and peak resident memory in KiB (VmRSS, VmHWM).
+    func memoryKiB() -> (resident: Int, peak: Int) {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+        func field(_ name: String) -> Int {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+            return Int(line.split(separator: " ").dropFirst().first { Int($0) != nil } ?? "0") ?? 0
+        }
+        return (field("VmRSS"), field("VmHWM"))
+    }
+
+    /// Resets the peak resident memory to the current one (Linux ≥ 4.0), so a
+    /// scenario's peak is its own.
+    func resetPeakMemory() {
+        try? "5".write(toFile: "/proc/\(pid)/clear_refs", atomically: false, encoding: .utf8)
+    }
+
+    /// Open descriptors of the server.
+    func descriptorCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+    }
+
+    /// The allocation counter's total so far (the server must run with
+    /// `malloc_count.so` preloaded): SIGUSR2 makes it print a line on stderr.
+    func allocations() throws -> Int {
+        let before = standardError().components(separatedBy: "\n").filter { $0.hasPrefix("malloc_count ") }.count
+        kill(pid, SIGUSR2)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            let lines = standardError().components(separatedBy: "\n").filter { $0.hasPrefix("malloc_count ") }
+            if lines.count > before, let last = lines.last, let range = last.range(of: "allocations="),
+               let count = Int(last[range.upperBound...].prefix { $0.isNumber }) {
+                return count
+            }
+            usleep(10_000)
+        }
+        throw BenchError("\(name): no malloc_count line after SIGUSR2 (is malloc_count.so preloaded?)")
+    }
+
+    func standardError() -> String {
+        (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+    }
+
+    /// SIGTERM, then SIGKILL if it lingers.
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            let deadline = ContinuousClock.now + .seconds(5)
+            while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+            if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
+        }
+        try? FileManager.default.removeItem(at: errors)
+    }
+
+    private func readLine(timeout: Duration) throws -> String {
+        let fd = output.fileHandleForReading.fileDescriptor
+        let deadline = ContinuousClock.now + timeout
+        var line: [UInt8] = []
+        while true {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard ContinuousClock.now < deadline else {
+                throw BenchError("\(name): no 'listening on' line within \(timeout); stderr: \(standardError())")
+            }
+            if poll(&entry, 1, 100) <= 0 { continue }
+            var byte: UInt8 = 0
+            let n = read(fd, &byte, 1)
+            if n == 1 {
+                if byte == 0x0A { return String(decoding: line, as: UTF8.self) }
+                line.append(byte)
+            } else if n == 0 {
+                throw BenchError("\(name) exited before listening: \(standardError())")
+            }
+        }
+    }
+
+    private func waitUntilAccepting(port: UInt16) throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if let fd = try? blockingConnect(port: port) { close(fd); return }
+            guard process.isRunning else { throw BenchError("\(name) exited: \(standardError())") }
+            usleep(50_000)
+        }
+        throw BenchError("\(name) did not accept connections on port \(port) within 20 s")
+    }
+}
+
+/// A blocking TCP connection to 127.0.0.1:`port`, optionally from `source` (any 127.x.y.z).
+func blockingConnect(port: UInt16, source: UInt32? = nil) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+    if let source {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = source.bigEndian
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { let e = errno; close(fd); throw BenchError("bind: \(String(cString: strerror(e)))") }
+    }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { let e = errno; close(fd); throw BenchError("connect(127.0.0.1:\(port)): \(String(cString: strerror(e)))") }
+    return fd
+}
+
+/// Runs a command to completion (pinned with taskset when `cpu` is given) and returns its standard output.
+func runTool(_ executable: String, _ arguments: [String], cpu: Int?, timeout: Duration) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: cpu == nil ? executable : "/usr/bin/taskset")
+    process.arguments = cpu.map { ["-c", "\($0)", executable] + arguments } ?? arguments
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    // Read while it runs: a full pipe would stall the tool.
+    let collected = Shared()
+    let reader = Thread { collected.data = output.fileHandleForReading.readDataToEndOfFile() }
+    reader.start()
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+    if process.isRunning {
+        process.terminate()
+        throw BenchError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+    }
+    while !collected.done { usleep(1000) }
+    let text = String(decoding: collected.data ?? Data(), as: UTF8.self)
+    guard process.terminationStatus == 0 else {
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        throw BenchError("\(executable) exited with \(process.terminationStatus): \(stderr.prefix(500))")
+    }
+    return text
+}
+
+/// Output collected by a reader thread.
+private final class Shared: @unchecked Sendable {
+    // Written once by the reader thread, read after `done` turns true.
+    private let lock = NSLock()
+    private var storage: Data?
+    private var finished = false
+    var data: Data? {
+        get { lock.withLock { storage } }
+        set { lock.withLock { storage = newValue; finished = true } }
+    }
+    var done: Bool { lock.withLock { finished } }
+}
