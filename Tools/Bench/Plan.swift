@@ -43,7 +43,7 @@ struct Plan {
         }
         scenarios = Set(requested)
         runs = options.runs ?? (quick ? 1 : 3)
-        seconds = options.seconds ?? (quick ? 1.5 : 5)
+        seconds = options.seconds ?? (quick ? 1.5 : 4)
         warmup = quick ? 0.3 : 1
         serverCPU = options.serverCPU
         loadCPU = options.loadCPU

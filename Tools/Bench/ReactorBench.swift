@@ -29,7 +29,7 @@ struct ReactorBench: ParsableCommand {
     @Option(help: "Runs per row; each number is the median (default: 3, or 1 with --quick).")
     var runs: Int?
 
-    @Option(help: "Seconds per measured window (default: 5, or 1.5 with --quick).")
+    @Option(help: "Seconds per measured window (default: 4, or 1.5 with --quick).")
     var seconds: Double?
 
     @Option(help: "The CPU the servers run on.")
