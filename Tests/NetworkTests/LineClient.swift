@@ -52,7 +52,7 @@ final class LineClient {
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw TestFailure("send: errno \(errno)") }
+            guard n > 0 else { throw TestFailure("send: errno \(errno) (\(String(cString: strerror(errno))))") }
             offset += n
         }
     }
