@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 swift build --build-tests
+bash Benchmarks/build.sh   # the C reference the reactor-bench test compares with
 swift test --skip-build --disable-xctest

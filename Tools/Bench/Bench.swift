@@ -235,7 +235,7 @@ struct Bench {
             }
             let parsed = try JSONDecoder().decode(Micro.self, from: Data(output[start.lowerBound...].utf8))
             for result in parsed.results {
-                let note = "Controller wake-up (other thread → eventfd → callback); idle turn \(Format.number(result.idle_turn_ns)) ns; ops/s = events dispatched with 1,000 ready pipes"
+                let note = "latency: another thread wakes the loop; ops/s: events dispatched, 1,000 ready pipes; idle turn \(Format.number(result.idle_turn_ns)) ns"
                 progress("wake, \(result.backend): p50 \(Format.number(result.wake_p50_us, digits: 1)) µs, p99 \(Format.number(result.wake_p99_us, digits: 1)) µs")
                 rows.append(BenchRow(scenario: "wake", server: result.backend, connections: 0, messageBytes: 0,
                                      throughput: result.events_per_second, p50Microseconds: result.wake_p50_us,

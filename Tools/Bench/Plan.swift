@@ -56,7 +56,7 @@ struct Plan {
         kvRequests = quick ? 50_000 : 200_000
         timerCount = 1_000_000
         for product in ["echo", "http", "kv"] where !FileManager.default.isExecutableFile(atPath: "\(binPath)/\(product)") {
-            throw BenchError("no release \(product) at \(binPath)/\(product); build with `swift build -c release` (or run bash scripts/bench.sh)")
+            throw BenchError("no release \(product) at \(binPath)/\(product); build with `swift build -c release` (or run bash scripts/run.sh)")
         }
     }
 

@@ -4,7 +4,7 @@
 // server's CPU time and peak memory; results go to a table, JSON, CSV and
 // an SVG chart.
 //
-//   bash scripts/bench.sh --quick          (builds everything it needs, then runs this)
+//   bash scripts/run.sh --quick          (builds everything it needs, then runs this)
 //   .build/release/reactor-bench --help
 import ArgumentParser
 import Foundation
@@ -15,7 +15,7 @@ struct ReactorBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reactor-bench",
         abstract: "Compare swift-reactor's backends with each other and with C, SwiftNIO and redis-server.",
-        discussion: "Run through `bash scripts/bench.sh`, which builds the release binaries, the C reference and the SwiftNIO peers first.")
+        discussion: "Run through `bash scripts/run.sh`, which builds the release binaries, the C reference and the SwiftNIO peers first.")
 
     @Flag(help: "About a minute: one run per row, shorter windows, fewer connection counts.")
     var quick = false

@@ -72,26 +72,27 @@ enum Format {
         func line(_ row: [String]) -> String {
             "| " + row.enumerated().map { i, cell in
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return i < 3 ? cell + pad : pad + cell
+                return i < 3 || i == row.count - 1 ? cell + pad : pad + cell  // names and the note read left to right
             }.joined(separator: " | ") + " |"
         }
-        let rule = "|" + widths.enumerated().map { i, w in i < 3 ? String(repeating: "-", count: w + 2) : String(repeating: "-", count: w + 1) + ":" }.joined(separator: "|") + "|"
+        let rule = "|" + widths.enumerated().map { i, w in i < 3 || i == widths.count - 1 ? String(repeating: "-", count: w + 2) : String(repeating: "-", count: w + 1) + ":" }.joined(separator: "|") + "|"
         return ([line(header), rule] + rows.dropFirst().map(line)).joined(separator: "\n")
     }
 }
 
 extension BenchReport {
     /// The comparison table: one line per row, with the ratio to the scenario's
-    /// reference peer (C for echo, SwiftNIO for http, redis-server for kv).
+    /// peers measured under the same load (C and SwiftNIO for echo, SwiftNIO
+    /// for http, redis-server for kv), per server CPU-second where known.
     func table() -> String {
-        var lines = [["scenario", "load", "server", "ops/s", "per server CPU-s", "ratio", "p50 µs", "p99 µs", "server CPU s", "peak RSS MiB", "allocs/op", "note"]]
+        var lines = [["scenario", "load", "server", "ops/s", "per server CPU-s", "ratio (per CPU-s)", "p50 µs", "p99 µs", "server CPU s", "peak RSS MiB", "allocs/op", "note"]]
         for row in rows {
-            let reference = referenceRow(for: row)
-            var ratio = "–"
-            if let reference, reference.server != row.server, let mine = row.perServerCPUSecond ?? Optional(row.throughput),
-               let theirs = reference.perServerCPUSecond ?? Optional(reference.throughput), theirs > 0 {
-                ratio = Format.number(mine / theirs, digits: 2) + "× " + reference.server
+            let ratios = peerRows(for: row).compactMap { peer -> String? in
+                guard let mine = row.perServerCPUSecond ?? Optional(row.throughput),
+                      let theirs = peer.perServerCPUSecond ?? Optional(peer.throughput), theirs > 0 else { return nil }
+                return Format.number(mine / theirs, digits: 2) + "× " + peer.server
             }
+            let ratio = ratios.isEmpty ? "–" : ratios.joined(separator: ", ")
             lines.append([
                 row.scenario, row.load, row.server, row.throughput > 0 ? Format.number(row.throughput) : "–", Format.number(row.perServerCPUSecond), ratio,
                 Format.number(row.p50Microseconds, digits: 0), Format.number(row.p99Microseconds, digits: 0),
@@ -103,13 +104,14 @@ extension BenchReport {
         return Format.table(lines)
     }
 
-    func referenceRow(for row: BenchRow) -> BenchRow? {
-        let order = ["c-epoll", "redis-server", "nio"]
-        for peer in order {
-            if let match = rows.first(where: { $0.scenario == row.scenario && $0.connections == row.connections
-                && $0.messageBytes == row.messageBytes && $0.server == peer }) { return match }
+    /// The peers' rows measured under the same load as `row` (the C
+    /// reference, redis-server, SwiftNIO), without `row` itself.
+    func peerRows(for row: BenchRow) -> [BenchRow] {
+        ["c-epoll", "redis-server", "nio"].compactMap { peer in
+            guard peer != row.server else { return nil }
+            return rows.first { $0.scenario == row.scenario && $0.connections == row.connections
+                && $0.messageBytes == row.messageBytes && $0.server == peer }
         }
-        return nil
     }
 
     func csv() -> String {
