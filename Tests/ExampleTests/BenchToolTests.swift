@@ -1,0 +1,74 @@
+// Runs `reactor-bench` (the README's first command's engine) as a user would,
+// on a short echo window: the rows it measures, the files it writes, and the
+// errors it gives for bad input. Debug builds, so the numbers mean nothing
+// here; only that they were measured.
+import Foundation
+import Reactor
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("reactor-bench")
+struct BenchToolTests {
+    /// Runs reactor-bench to completion; returns its exit status, stdout and stderr.
+    static func runBench(_ arguments: [String], timeout: Duration = .seconds(120)) throws -> (status: Int32, output: String, errors: String) {
+        let bench = try Executable.product("reactor-bench")
+        guard let root = Executable.packageRoot() else { throw TestFailure("no package root above \(#filePath)") }
+        let binPath = try Executable.echo().deletingLastPathComponent().path
+        let child = try Child(executable: bench, arguments: ["--root", root.path, "--bin-path", binPath] + arguments)
+        let output = try readToEnd(child.standardOutput, timeout: timeout)
+        guard let status = child.waitForExit(timeout: .seconds(10)) else {
+            child.stop()
+            throw TestFailure("reactor-bench did not exit after closing its output")
+        }
+        return (status, String(decoding: output, as: UTF8.self), child.readStandardError())
+    }
+
+    @Test("echo rows for the backend and the C reference, with CPU time, memory, latency; JSON, CSV and SVG written")
+    func echoComparison() throws {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-bench-test-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let run = try Self.runBench(["--quick", "--backends", "epoll", "--scenarios", "echo", "--runs", "1",
+                                     "--seconds", "0.5", "--output", output.path])
+        try #require(run.status == 0, "exit \(run.status); stderr:\n\(run.errors)")
+        #expect(run.output.contains("echo"), "the table: \(run.output)")
+
+        let json = try Data(contentsOf: output.appendingPathComponent("results.json"))
+        let report = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        let cReferenceBuilt = FileManager.default.isExecutableFile(atPath: "\(Executable.packageRoot()!.path)/Benchmarks/.build-c/epoll_echo")
+        var servers = ["epoll"]
+        if cReferenceBuilt { servers.append("c-epoll") }
+        for server in servers {
+            for connections in [1, 100, 1000] {
+                let row = rows.first { $0["server"] as? String == server && $0["connections"] as? Int == connections && $0["messageBytes"] as? Int == 64 }
+                let found = try #require(row, "no echo row for \(server) at \(connections) connections in \(rows)")
+                #expect((found["throughput"] as? Double ?? 0) > 0, "\(found)")
+                #expect((found["perServerCPUSecond"] as? Double ?? 0) > 0, "\(found)")
+                #expect((found["serverCPUSeconds"] as? Double ?? 0) > 0, "\(found)")
+                #expect((found["peakRSSKiB"] as? Int ?? 0) > 0, "\(found)")
+                #expect((found["p99Microseconds"] as? Double ?? 0) >= (found["p50Microseconds"] as? Double ?? .infinity), "\(found)")
+            }
+        }
+        let csv = try String(contentsOf: output.appendingPathComponent("results.csv"), encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == rows.count + 1, "a header and one line per row")
+        let svg = try String(contentsOf: output.appendingPathComponent("echo.svg"), encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("epoll"))
+    }
+
+    @Test("bad input is refused before anything runs, with what is valid",
+          arguments: [
+              (["--backends", "kqueue"], "unknown backend 'kqueue'; valid names:"),
+              (["--scenarios", "echo,telepathy"], "unknown scenario 'telepathy'; valid: echo, http"),
+              (["--server-cpu", "1", "--load-cpu", "1"], "must differ"),
+              (["--runs", "0"], "--runs must be at least 1"),
+          ])
+    func badInput(arguments: [String], expected: String) throws {
+        let run = try Self.runBench(arguments, timeout: .seconds(30))
+        #expect(run.status != 0)
+        #expect(run.errors.contains(expected), "stderr: \(run.errors)")
+        #expect(!run.output.contains("wrote"), "nothing measured or written: \(run.output)")
+    }
+}
