@@ -60,6 +60,16 @@ struct Plan {
         }
     }
 
+    /// Descriptors this process and the servers it starts (which inherit its
+    /// limit) need: the most connections a scenario opens, plus room for
+    /// listeners, pipes and the tools' own files.
+    var descriptorsNeeded: Int {
+        var most = 100
+        if scenarios.contains("echo") { most = max(most, echoConnections.max() ?? 0) }
+        if scenarios.contains("idle") { most = max(most, idleCounts.max() ?? 0) }
+        return most + 600
+    }
+
     /// A peer's binary, or nil (the run says it skipped the peer and why).
     func peer(_ path: String) -> String? {
         FileManager.default.isExecutableFile(atPath: path) ? path : nil

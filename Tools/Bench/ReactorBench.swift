@@ -63,7 +63,7 @@ struct ReactorBench: ParsableCommand {
         }
         do {
             try ProcessTuning.pin(toCPU: Int32(loadCPU))
-            try ProcessTuning.ensureDescriptorLimit(19_600)
+            try ProcessTuning.ensureDescriptorLimit(plan.descriptorsNeeded)
         } catch {
             printError("reactor-bench: \(error)")
             throw ExitCode.failure
