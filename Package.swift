@@ -103,17 +103,18 @@ let package = Package(
             ],
             path: "Tools/Bench"
         ),
-        // Threads, clocks and waits that every test target shares (a plain library, no Testing).
+        // What the test targets share (a plain library, no Testing): threads, clocks and waits;
+        // child processes, the executables they run, reads with deadlines.
         .target(name: "ReactorTestSupport", path: "Tests/Support"),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
         .testTarget(name: "ConformanceTests", dependencies: ["Reactor", "ReactorTestSupport"]),
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.
         .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
         // The kv and http services against real clients: redis-cli, redis-benchmark, redis-server, curl.
-        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
         // Runs the example executables as a user would; they must be built first
         // (`swift build --build-tests` builds them).
-        .testTarget(name: "ExampleTests", dependencies: ["Reactor"]),
+        .testTarget(name: "ExampleTests", dependencies: ["Reactor", "ReactorTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,6 +4,7 @@
 // here; only that they were measured.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -13,17 +14,11 @@ import Glibc
 @Suite("reactor-bench")
 struct BenchToolTests {
     /// Runs reactor-bench to completion; returns its exit status, stdout and stderr.
-    static func runBench(_ arguments: [String], timeout: Duration = .seconds(120)) throws -> (status: Int32, output: String, errors: String) {
-        let bench = try Executable.product("reactor-bench")
-        guard let root = Executable.packageRoot() else { throw TestFailure("no package root above \(#filePath)") }
-        let binPath = try Executable.echo().deletingLastPathComponent().path
-        let child = try Child(executable: bench, arguments: ["--root", root.path, "--bin-path", binPath] + arguments)
-        let output = try readToEnd(child.standardOutput, timeout: timeout)
-        guard let status = child.waitForExit(timeout: .seconds(10)) else {
-            child.stop()
-            throw TestFailure("reactor-bench did not exit after closing its output")
-        }
-        return (status, String(decoding: output, as: UTF8.self), child.readStandardError())
+    static func runBench(_ arguments: [String], timeout: Duration = .seconds(120)) throws -> ToolResult {
+        let bench = try Executables.product("reactor-bench")
+        guard let root = Executables.packageRoot() else { throw TestFailure("no package root above \(#filePath)") }
+        let binPath = try Executables.product("echo").deletingLastPathComponent().path
+        return try runTool(bench, ["--root", root.path, "--bin-path", binPath] + arguments, timeout: timeout)
     }
 
     @Test("echo rows for the backend and the C reference, with CPU time, memory, latency; JSON, CSV and SVG written")
@@ -32,13 +27,13 @@ struct BenchToolTests {
         defer { try? FileManager.default.removeItem(at: output) }
         let run = try Self.runBench(["--quick", "--backends", "epoll", "--scenarios", "echo", "--runs", "1",
                                      "--seconds", "0.5", "--output", output.path])
-        try #require(run.status == 0, "exit \(run.status); stderr:\n\(run.errors)")
+        try #require(run.status == 0, "exit \(run.status); stderr:\n\(run.errorOutput)")
         #expect(run.output.contains("echo"), "the table: \(run.output)")
 
         let json = try Data(contentsOf: output.appendingPathComponent("results.json"))
         let report = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
         let rows = try #require(report["rows"] as? [[String: Any]])
-        let cReferenceBuilt = FileManager.default.isExecutableFile(atPath: "\(Executable.packageRoot()!.path)/Benchmarks/.build-c/epoll_echo")
+        let cReferenceBuilt = FileManager.default.isExecutableFile(atPath: "\(Executables.packageRoot()!.path)/Benchmarks/.build-c/epoll_echo")
         var servers = ["epoll"]
         if cReferenceBuilt { servers.append("c-epoll") }
         for server in servers {
@@ -68,7 +63,7 @@ struct BenchToolTests {
     func badInput(arguments: [String], expected: String) throws {
         let run = try Self.runBench(arguments, timeout: .seconds(30))
         #expect(run.status != 0)
-        #expect(run.errors.contains(expected), "stderr: \(run.errors)")
+        #expect(run.errorOutput.contains(expected), "stderr: \(run.errorOutput)")
         #expect(!run.output.contains("wrote"), "nothing measured or written: \(run.output)")
     }
 }

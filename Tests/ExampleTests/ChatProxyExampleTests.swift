@@ -1,6 +1,7 @@
 // Runs the built `chat` and `proxy` executables as a user would.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -10,22 +11,12 @@ import Glibc
 /// A running example executable with the port from its first line
 /// (`NAME listening on 127.0.0.1:PORT...`).
 struct ExampleServer {
-    let child: Child
+    let child: ChildProcess
     let port: UInt16
 
     init(_ name: String, arguments: [String]) throws {
-        child = try Child(executable: try Executable.product(name), arguments: arguments)
-        do {
-            let line = try readLine(child.standardOutput, timeout: .seconds(10))
-            let prefix = "\(name) listening on 127.0.0.1:"
-            guard line.hasPrefix(prefix), let port = UInt16(line.dropFirst(prefix.count).prefix { $0.isNumber }), port != 0 else {
-                throw TestFailure("unexpected first line from \(name): '\(line)' (stderr: \(child.readStandardError()))")
-            }
-            self.port = port
-        } catch {
-            child.stop()
-            throw error
-        }
+        child = try ChildProcess(executable: try Executables.product(name), arguments: arguments)
+        port = try child.readListeningPort(name).port
     }
 }
 
@@ -73,7 +64,7 @@ struct ChatProxyExampleTests {
 
     @Test("proxy: a malformed --upstream is refused with the expected form")
     func proxyBadUpstream() throws {
-        let child = try Child(executable: try Executable.product("proxy"), arguments: ["--upstream", "nowhere"])
+        let child = try ChildProcess(executable: try Executables.product("proxy"), arguments: ["--upstream", "nowhere"])
         defer { child.stop() }
         let status = try #require(child.waitForExit(timeout: .seconds(10)), "proxy did not exit")
         #expect(status != 0)

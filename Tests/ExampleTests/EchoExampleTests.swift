@@ -6,6 +6,7 @@
 // server is terminated (SIGTERM, then waited for) when its test ends.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -22,18 +23,16 @@ struct EchoExampleTests {
     func echoesThroughNetcat(backend: Backend) throws {
         let server = try EchoServer(backend: backend)
         defer { server.stop() }
-        let nc = try #require(Executable.find("nc"), "nc not found on PATH; run scripts/deps.sh (netcat-openbsd)")
+        let nc = try Executables.tool("nc")
 
         let input = randomBytes(6 * 1024)
-        let inputFile = FileManager.default.temporaryDirectory
-            .appendingPathComponent("echo-test-\(UUID().uuidString).bin")
-        try Data(input).write(to: inputFile)
+        let inputFile = try temporaryFile(input)
         defer { try? FileManager.default.removeItem(at: inputFile) }
 
         // -N: shut the socket down after end of file on stdin, so the server sees
         // end of file, echoes what is left and closes; nc then exits.
-        let client = try Child(executable: nc, arguments: ["-N", "127.0.0.1", "\(server.port)"],
-                               standardInput: FileHandle(forReadingFrom: inputFile))
+        let client = try ChildProcess(executable: nc, arguments: ["-N", "127.0.0.1", "\(server.port)"],
+                                      standardInput: FileHandle(forReadingFrom: inputFile))
         defer { client.stop() }
         let output = try readToEnd(client.standardOutput, timeout: .seconds(10))
         let status = try #require(client.waitForExit(timeout: .seconds(10)), "nc did not exit")
@@ -58,7 +57,7 @@ struct EchoExampleTests {
 
     @Test("--backend with an unknown name exits 2 and lists the valid names")
     func unknownBackendFlag() throws {
-        let child = try Child(executable: Executable.echo(), arguments: ["--backend", "bogus", "--port", "0"])
+        let child = try ChildProcess(executable: Executables.product("echo"), arguments: ["--backend", "bogus", "--port", "0"])
         defer { child.stop() }
         let status = try #require(child.waitForExit(timeout: .seconds(10)), "echo did not exit")
         #expect(status == 2 && child.process.terminationReason == .exit)
@@ -70,8 +69,8 @@ struct EchoExampleTests {
 
     @Test("REACTOR_BACKEND with an unknown name exits 2 and lists the valid names")
     func unknownBackendEnvironment() throws {
-        let child = try Child(executable: Executable.echo(), arguments: ["--port", "0"],
-                              environment: [Backend.environmentVariable: "bogus"])
+        let child = try ChildProcess(executable: Executables.product("echo"), arguments: ["--port", "0"],
+                                     environment: [Backend.environmentVariable: "bogus"])
         defer { child.stop() }
         let status = try #require(child.waitForExit(timeout: .seconds(10)), "echo did not exit")
         #expect(status == 2 && child.process.terminationReason == .exit)
@@ -87,7 +86,7 @@ struct EchoExampleTests {
 
 /// A running `echo --backend NAME --port 0`, with the port it announced.
 struct EchoServer {
-    let child: Child
+    let child: ChildProcess
     let port: UInt16
 
     /// Starts echo; with `descriptorLimit`, under `prlimit --nofile` (so the
@@ -95,231 +94,29 @@ struct EchoServer {
     init(backend: Backend, descriptorLimit: Int? = nil) throws {
         let arguments = ["--backend", backend.rawValue, "--port", "0"]
         if let descriptorLimit {
-            let prlimit = try Executable.find("prlimit") ?? { throw TestFailure("prlimit (util-linux) not found on PATH") }()
-            child = try Child(executable: prlimit, arguments: ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", try Executable.echo().path] + arguments)
+            let prlimit = try Executables.tool("prlimit")
+            child = try ChildProcess(executable: prlimit, arguments: ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--",
+                                                                     try Executables.product("echo").path] + arguments)
         } else {
-            child = try Child(executable: Executable.echo(), arguments: arguments)
+            child = try ChildProcess(executable: Executables.product("echo"), arguments: arguments)
         }
-        do {
-            let line = try readLine(child.standardOutput, timeout: .seconds(10))
-            // echo listening on 127.0.0.1:PORT (backend NAME)
-            let prefix = "echo listening on 127.0.0.1:"
-            let suffix = " (backend \(backend.rawValue))"
-            guard line.hasPrefix(prefix), line.hasSuffix(suffix),
-                  let port = UInt16(line.dropFirst(prefix.count).dropLast(suffix.count)), port != 0
-            else {
-                throw TestFailure("unexpected first line from echo: '\(line)' (stderr: \(child.readStandardError()))")
-            }
-            self.port = port
-        } catch {
-            child.stop()
-            throw error
-        }
+        // echo listening on 127.0.0.1:PORT (backend NAME)
+        port = try child.readListeningPort("echo", suffix: " (backend \(backend.rawValue))").port
     }
 
     @discardableResult
     func stop() -> Bool { child.stop() }
 }
 
-// MARK: Processes
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-enum Executable {
-    /// The `echo` product built with the tests.
-    static func echo() throws -> URL { try product("echo") }
-
-    /// An executable product built with the tests: next to the test bundle
-    /// first (same configuration), else under the package's `.build`.
-    static func product(_ name: String) throws -> URL {
-        var candidates: [URL] = []
-        let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        candidates.append(testBinary.deletingLastPathComponent().appendingPathComponent(name))
-        if let argument = CommandLine.arguments.first {
-            candidates.append(URL(fileURLWithPath: argument).deletingLastPathComponent().appendingPathComponent(name))
-        }
-        if let root = packageRoot() {
-            let build = root.appendingPathComponent(".build")
-            candidates.append(build.appendingPathComponent("debug/\(name)"))
-            let triples = (try? FileManager.default.contentsOfDirectory(atPath: build.path)) ?? []
-            for triple in triples.sorted() {
-                candidates.append(build.appendingPathComponent(triple).appendingPathComponent("debug/\(name)"))
-            }
-        }
-        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.path) {
-            return candidate
-        }
-        throw TestFailure("the \(name) executable was not found (build it with `swift build --build-tests`); looked at "
-                          + candidates.map(\.path).joined(separator: ", "))
-    }
-
-    /// The directory holding Package.swift, found by walking up from this file.
-    static func packageRoot(from file: String = #filePath) -> URL? {
-        var directory = URL(fileURLWithPath: file).deletingLastPathComponent()
-        while directory.path != "/" {
-            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
-                return directory
-            }
-            directory.deleteLastPathComponent()
-        }
-        return nil
-    }
-
-    /// A program on PATH.
-    static func find(_ name: String) -> URL? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
-            let candidate = URL(fileURLWithPath: String(directory)).appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        return nil
-    }
-}
-
-/// A child process with its standard output and error on pipes.
-final class Child {
-    let process = Process()
-    private let outputPipe = Pipe()
-    private let errorPipe = Pipe()
-
-    var standardOutput: Int32 { outputPipe.fileHandleForReading.fileDescriptor }
-
-    init(executable: URL, arguments: [String], environment: [String: String] = [:],
-         standardInput: FileHandle? = nil) throws {
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardInput = standardInput ?? FileHandle.nullDevice
-        process.standardOutput = outputPipe
-        process.standardError = errorPipe
-        // Foundation's Process spawns with the calling thread's signal mask, and
-        // the test runner's threads block nearly every signal, SIGTERM included:
-        // the child would ignore `terminate()`. Unblock the termination signals
-        // on this thread for the spawn, as a shell would have them.
-        var termination = sigset_t()
-        var previous = sigset_t()
-        sigemptyset(&termination)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGQUIT] { sigaddset(&termination, signal) }
-        pthread_sigmask(SIG_UNBLOCK, &termination, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        try process.run()
-        // Our copies of the write ends: closed, so reads see end of file when the child exits.
-        try? outputPipe.fileHandleForWriting.close()
-        try? errorPipe.fileHandleForWriting.close()
-    }
-
-    /// The exit status (or terminating signal), or nil if still running after `timeout`.
-    func waitForExit(timeout: Duration) -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now >= deadline { return nil }
-            usleep(5_000)
-        }
-        return process.terminationStatus
-    }
-
-    /// What the child wrote to standard error: all of it once the child has
-    /// exited, else what arrives within a second.
-    func readStandardError(within timeout: Duration = .seconds(1)) -> String {
-        var bytes: [UInt8] = []
-        _ = try? readToEnd(errorPipe.fileHandleForReading.fileDescriptor, timeout: timeout, into: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// SIGTERM, then waits; SIGKILL if it lingers. Returns false when SIGTERM
-    /// was not enough.
-    @discardableResult
-    func stop() -> Bool {
-        guard process.isRunning else { return true }
-        process.terminate()
-        if waitForExit(timeout: .seconds(5)) == nil {
-            kill(process.processIdentifier, SIGKILL)
-            _ = waitForExit(timeout: .seconds(5))
-            return false
-        }
-        return true
-    }
-}
-
-// MARK: I/O with deadlines
-
-/// Waits until `fd` is ready for `events` or the deadline passes (then throws).
-func waitReady(_ fd: Int32, _ events: Int16, until deadline: ContinuousClock.Instant, what: String) throws {
-    while true {
-        let left = ContinuousClock.now.duration(to: deadline)
-        guard left > .zero else { throw TestFailure("timed out waiting to \(what)") }
-        var entry = pollfd(fd: fd, events: events, revents: 0)
-        let milliseconds = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
-        let ready = poll(&entry, 1, milliseconds)
-        if ready > 0 { return }
-        if ready < 0 && errno != EINTR { throw TestFailure("poll failed: errno \(errno)") }
-    }
-}
-
-/// One line (without its newline) from `fd`, read a byte at a time so nothing after it is consumed.
-func readLine(_ fd: Int32, timeout: Duration) throws -> String {
-    let deadline = ContinuousClock.now + timeout
-    var line: [UInt8] = []
-    while true {
-        try waitReady(fd, Int16(POLLIN), until: deadline, what: "read a line")
-        var byte: UInt8 = 0
-        let n = read(fd, &byte, 1)
-        if n == 1 {
-            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
-            line.append(byte)
-        } else if n == 0 {
-            throw TestFailure("end of file before a full line; got '\(String(decoding: line, as: UTF8.self))'")
-        } else if errno != EINTR && errno != EAGAIN {
-            throw TestFailure("read failed: errno \(errno)")
-        }
-    }
-}
-
-/// Everything `fd` delivers until end of file.
-func readToEnd(_ fd: Int32, timeout: Duration) throws -> [UInt8] {
-    var bytes: [UInt8] = []
-    try readToEnd(fd, timeout: timeout, into: &bytes)
-    return bytes
-}
-
-/// Appends what `fd` delivers until end of file to `bytes`; on timeout, throws
-/// with what arrived so far left in `bytes`.
-func readToEnd(_ fd: Int32, timeout: Duration, into bytes: inout [UInt8]) throws {
-    let deadline = ContinuousClock.now + timeout
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        try waitReady(fd, Int16(POLLIN), until: deadline, what: "read to end of file (\(bytes.count) bytes so far)")
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n > 0 {
-            bytes.append(contentsOf: buffer[..<n])
-        } else if n == 0 {
-            return
-        } else if errno != EINTR && errno != EAGAIN {
-            throw TestFailure("read failed: errno \(errno)")
-        }
-    }
-}
+// MARK: Sockets
 
 /// Connects to 127.0.0.1:`port`, sends each chunk with its own writes,
 /// half-closes, and returns everything received until the server closes.
 /// Reads while writing, so neither side's buffers can deadlock the exchange.
 func exchange(port: UInt16, chunks: [[UInt8]], timeout: Duration) throws -> [UInt8] {
     let deadline = ContinuousClock.now + timeout
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket failed: errno \(errno)") }
+    let fd = try connectToLoopback(port: port)
     defer { close(fd) }
-
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw TestFailure("connect to port \(port) failed: errno \(errno)") }
     guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0 else { throw TestFailure("fcntl failed: errno \(errno)") }
 
     var received: [UInt8] = []
@@ -365,9 +162,4 @@ func exchange(port: UInt16, chunks: [[UInt8]], timeout: Duration) throws -> [UIn
             }
         }
     }
-}
-
-func randomBytes(_ count: Int) -> [UInt8] {
-    var generator = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
 }

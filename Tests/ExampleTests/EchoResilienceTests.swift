@@ -2,6 +2,7 @@
 // connections opened and closed — real processes, real sockets.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -81,27 +82,9 @@ struct EchoResilienceTests {
 /// A blocking IPv4 client connected to 127.0.0.1:`port`, optionally from a
 /// given source address, with a 10 s receive timeout.
 func blockingConnect(port: UInt16, from source: String? = nil) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+    let fd = try connectToLoopback(port: port, from: source)
     var timeout = timeval(tv_sec: 10, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    if let source {
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        inet_pton(AF_INET, source, &local.sin_addr)
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { close(fd); throw TestFailure("bind \(source): \(String(cString: strerror(errno)))") }
-    }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { close(fd); throw TestFailure("connect: \(String(cString: strerror(errno)))") }
     return fd
 }
 
@@ -136,14 +119,4 @@ func processCPUTime(_ pid: Int32) throws -> Duration {
     }
     let ticks = Int64(sysconf(Int32(_SC_CLK_TCK)))
     return .milliseconds((utime + stime) * 1000 / ticks)
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(within timeout: Duration, _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now >= deadline { return false }
-        usleep(10_000)
-    }
-    return true
 }

@@ -5,6 +5,7 @@
 // failure instead.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -20,15 +21,15 @@ struct UringFallbackTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
         let copy = directory.appendingPathComponent("echo")
-        try FileManager.default.copyItem(at: try Executable.echo(), to: copy)
+        try FileManager.default.copyItem(at: try Executables.product("echo"), to: copy)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
         return copy
     }
 
-    static func asNobodyWithoutLockedMemory(_ echo: URL, _ arguments: String) throws -> Child {
-        let runuser = try #require(Executable.find("runuser"), "runuser (util-linux) not found")
-        return try Child(executable: runuser,
-                         arguments: ["-u", "nobody", "--", "/bin/sh", "-c", "ulimit -l 0 && exec \(echo.path) \(arguments)"])
+    static func asNobodyWithoutLockedMemory(_ echo: URL, _ arguments: String) throws -> ChildProcess {
+        let runuser = try Executables.tool("runuser")
+        return try ChildProcess(executable: runuser,
+                                arguments: ["-u", "nobody", "--", "/bin/sh", "-c", "ulimit -l 0 && exec \(echo.path) \(arguments)"])
     }
 
     @Test("asking for uring falls back to epoll and says why")

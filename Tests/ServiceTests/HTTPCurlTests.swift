@@ -2,6 +2,7 @@
 // keep-alive, HEAD, uploads with Content-Length and chunked, /stats as JSON.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("http with curl")
@@ -11,8 +12,8 @@ struct HTTPCurlTests {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
         // -i: the head then the body on standard output.
-        let result = try httpRun("curl", ["-sS", "-i", "--max-time", "10", server.url + "/"])
-        #expect(result.status == 0, "curl failed: \(result.error)")
+        let result = try runTool("curl", ["-sS", "-i", "--max-time", "10", server.url + "/"])
+        #expect(result.status == 0, "curl failed: \(result.errorOutput)")
         let (head, body) = try splitHead(result.output)
         #expect(head.first == "HTTP/1.1 200 OK")
         #expect(body == "Hello, World!")
@@ -31,20 +32,20 @@ struct HTTPCurlTests {
     func keepAlive(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
-        let result = try httpRun("curl", ["-sS", "-v", "--max-time", "10", "-o", "/dev/null", "-o", "/dev/null",
+        let result = try runTool("curl", ["-sS", "-v", "--max-time", "10", "-o", "/dev/null", "-o", "/dev/null",
                                           "-w", "%{http_code} %{num_connects}\\n", server.url + "/", server.url + "/stats"])
-        #expect(result.status == 0, "curl failed: \(result.error)")
+        #expect(result.status == 0, "curl failed: \(result.errorOutput)")
         // One line per transfer: the second made no new connection.
         #expect(result.output == "200 1\n200 0\n")
-        #expect(result.error.contains("Re-using existing connection"), "curl -v did not reuse the connection: \(result.error)")
+        #expect(result.errorOutput.contains("Re-using existing connection"), "curl -v did not reuse the connection: \(result.errorOutput)")
     }
 
     @Test("HEAD / sends the headers GET would, without the body", arguments: Backend.built)
     func head(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
-        let result = try httpRun("curl", ["-sS", "-I", "--max-time", "10", server.url + "/"])
-        #expect(result.status == 0, "curl failed: \(result.error)")
+        let result = try runTool("curl", ["-sS", "-I", "--max-time", "10", server.url + "/"])
+        #expect(result.status == 0, "curl failed: \(result.errorOutput)")
         let (head, body) = try splitHead(result.output)
         #expect(head.first == "HTTP/1.1 200 OK")
         #expect(headerMap(head)["content-length"] == "13")
@@ -64,17 +65,17 @@ struct HTTPCurlTests {
     private func echo(backend: Backend, size: Int, extraArguments: [String]) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
-        let input = httpRandomBytes(size)
-        let inputFile = try httpTemporaryFile(input)
+        let input = randomBytes(size)
+        let inputFile = try temporaryFile(input)
         let outputFile = inputFile.appendingPathExtension("out")
         let headersFile = inputFile.appendingPathExtension("headers")
         defer {
             for file in [inputFile, outputFile, headersFile] { try? FileManager.default.removeItem(at: file) }
         }
-        let result = try httpRun("curl", ["-sS", "--max-time", "10", "-H", "Content-Type: application/x-test"] + extraArguments
+        let result = try runTool("curl", ["-sS", "--max-time", "10", "-H", "Content-Type: application/x-test"] + extraArguments
                                      + ["--data-binary", "@" + inputFile.path, "-o", outputFile.path, "-D", headersFile.path,
                                         "-w", "%{http_code}", server.url + "/echo"])
-        #expect(result.status == 0, "curl failed: \(result.error)")
+        #expect(result.status == 0, "curl failed: \(result.errorOutput)")
         #expect(result.output == "200")
         let output = [UInt8](try Data(contentsOf: outputFile))
         #expect(output.count == input.count)
@@ -87,8 +88,8 @@ struct HTTPCurlTests {
     func stats(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
-        let result = try httpRun("curl", ["-sS", "--max-time", "10", server.url + "/stats"])
-        #expect(result.status == 0, "curl failed: \(result.error)")
+        let result = try runTool("curl", ["-sS", "--max-time", "10", server.url + "/stats"])
+        #expect(result.status == 0, "curl failed: \(result.errorOutput)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
                                 "not a JSON object: \(result.output)")
         #expect(json["backend"] as? String == backend.rawValue)
@@ -107,7 +108,7 @@ struct HTTPCurlTests {
 
     /// curl -i output split into head lines and body.
     private func splitHead(_ output: String) throws -> ([String], String) {
-        guard let separator = output.range(of: "\r\n\r\n") else { throw HTTPTestError("no end of head in: \(output)") }
+        guard let separator = output.range(of: "\r\n\r\n") else { throw TestFailure("no end of head in: \(output)") }
         return (output[..<separator.lowerBound].components(separatedBy: "\r\n"), String(output[separator.upperBound...]))
     }
 

@@ -1,6 +1,7 @@
 // The built `http` executable under wrk's load, and with two runtimes.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("http under load and on two threads")
@@ -10,8 +11,8 @@ struct HTTPLoadTests {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
         // Load, not a benchmark: it must work, however fast the machine is.
-        let result = try httpRun("wrk", ["-t1", "-c10", "-d1s", server.url + "/"], timeout: .seconds(20))
-        #expect(result.status == 0, "wrk failed: \(result.error)")
+        let result = try runTool("wrk", ["-t1", "-c10", "-d1s", server.url + "/"], timeout: .seconds(20))
+        #expect(result.status == 0, "wrk failed: \(result.errorOutput)")
         let line = try #require(result.output.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") },
                                 "no Requests/sec in: \(result.output)")
         let rate = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces)) ?? 0

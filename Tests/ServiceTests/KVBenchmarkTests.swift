@@ -1,6 +1,7 @@
 // kv under the unmodified redis-benchmark, on one runtime and on two.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("kv: redis-benchmark and threads")
@@ -9,7 +10,7 @@ struct KVBenchmarkTests {
 
     /// Runs redis-benchmark and checks that every test completed without an error reply.
     static func benchmark(port: UInt16, pipeline: Int, requests: Int = 2000, clients: Int = 50) throws {
-        let result = try kvRun("redis-benchmark", ["-p", "\(port)", "-t", "ping,set,get,incr,mset", "-n", "\(requests)",
+        let result = try runTool("redis-benchmark", ["-p", "\(port)", "-t", "ping,set,get,incr,mset", "-n", "\(requests)",
                                                    "-P", "\(pipeline)", "-c", "\(clients)", "--csv"], timeout: .seconds(30))
         #expect(result.status == 0, "redis-benchmark -P \(pipeline) failed: \(result.errorOutput)")
         #expect(!(result.output + result.errorOutput).contains("rror"), "an error reply: \(result.output) \(result.errorOutput)")
@@ -31,7 +32,7 @@ struct KVBenchmarkTests {
         let client = try KVClient(port: server.port)
         #expect(try client.call("GET", "counter:__rand_int__") == "$4\r\n4000\r\n")
         #expect(try client.call("DBSIZE") == ":2\r\n")
-        #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.standardErrorText())")
+        #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.readStandardError())")
     }
 
     @Test("--threads 2: one database seen from every connection", arguments: Backend.built)
@@ -52,6 +53,6 @@ struct KVBenchmarkTests {
         #expect(try clients[1].call("GET", "counter:__rand_int__") == "$4\r\n4000\r\n")
         let info = try clients[2].call("INFO", "server")
         #expect(info.contains("executable_threads:2"), "\(info)")
-        #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.standardErrorText())")
+        #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.readStandardError())")
     }
 }

@@ -2,6 +2,7 @@
 // bulk loading with --pipe.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("kv: redis-cli")
@@ -73,9 +74,9 @@ struct KVCliTests {
         // Reading commands from standard input, redis-cli 7 first asks for
         // COMMAND DOCS and builds its help from the reply: a malformed reply
         // would make it fail before the first command.
-        let input = try kvTemporaryFile(Array((Self.session.map(\.command).joined(separator: "\n") + "\n").utf8))
+        let input = try temporaryFile(Array((Self.session.map(\.command).joined(separator: "\n") + "\n").utf8))
         defer { try? FileManager.default.removeItem(at: input) }
-        let result = try kvRun("redis-cli", ["-p", "\(server.port)", "--no-raw"], input: input)
+        let result = try runTool("redis-cli", ["-p", "\(server.port)", "--no-raw"], input: input)
         #expect(result.status == 0, "redis-cli failed: \(result.errorOutput)")
         let lines = result.output.replacingOccurrences(of: "\r", with: "").split(separator: "\n", omittingEmptySubsequences: false)
             .map(String.init).dropLast()  // the final newline
@@ -95,7 +96,7 @@ struct KVCliTests {
         defer { server.stop() }
         let port = "\(server.port)"
         func cli(_ arguments: String...) throws -> String {
-            let result = try kvRun("redis-cli", ["-p", port] + arguments)
+            let result = try runTool("redis-cli", ["-p", port] + arguments)
             #expect(result.status == 0, "redis-cli \(arguments): \(result.errorOutput)")
             return result.output
         }
@@ -116,9 +117,9 @@ struct KVCliTests {
         for index in 0..<10_000 {
             bytes += kvCommand("SET", "key:\(index)", "value:\(index)")
         }
-        let input = try kvTemporaryFile(bytes)
+        let input = try temporaryFile(bytes)
         defer { try? FileManager.default.removeItem(at: input) }
-        let result = try kvRun("redis-cli", ["-p", "\(server.port)", "--pipe"], input: input)
+        let result = try runTool("redis-cli", ["-p", "\(server.port)", "--pipe"], input: input)
         #expect(result.status == 0, "redis-cli --pipe failed: \(result.output) \(result.errorOutput)")
         #expect(result.output.contains("errors: 0, replies: 10000"), "\(result.output)")
         let client = try KVClient(port: server.port)

@@ -59,7 +59,7 @@ struct KVLimitsTests {
         let other = try KVClient(port: server.port)
         #expect(try other.call("STRLEN", "big") == ":100000\r\n")
         #expect(try other.call("GET", "big").utf8.count == "$100000\r\n".utf8.count + 100_000 + 2)
-        #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.standardErrorText())")
+        #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.readStandardError())")
     }
 
     @Test("--idle-timeout closes silent clients and spares active ones", arguments: Backend.built)

@@ -2,6 +2,7 @@
 // bytes, so replies are compared as the wire carries them (not as redis-cli
 // formats them). Every wait has a deadline.
 import Foundation
+import ReactorTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -69,25 +70,16 @@ final class KVClient {
     init(port: UInt16, connectTimeout: Duration = .seconds(5), isAlive: () -> Bool = { true }) throws {
         let deadline = ContinuousClock.now + connectTimeout
         while true {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw KVTestError("socket: errno \(errno)") }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            do {
+                fd = try connectToLoopback(port: port)
+            } catch {
+                guard ContinuousClock.now < deadline, isAlive() else { throw error }
+                usleep(10_000)
+                continue
             }
-            if connected == 0 {
-                self.fd = fd
-                var on: Int32 = 1
-                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-                return
-            }
-            let error = errno
-            close(fd)
-            guard ContinuousClock.now < deadline, isAlive() else { throw KVTestError("connect to port \(port): errno \(error)") }
-            usleep(10_000)
+            var on: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+            return
         }
     }
 
@@ -101,7 +93,7 @@ final class KVClient {
             if n > 0 {
                 offset += n
             } else if n < 0 && errno != EINTR {
-                throw KVTestError("send: errno \(errno)")
+                throw TestFailure("send: errno \(errno)")
             }
         }
     }
@@ -109,7 +101,7 @@ final class KVClient {
     /// Reads what arrives within `timeout` into the buffer; false at end of
     /// file (or a reset), true if bytes came. Throws on timeout.
     private func fill(until deadline: ContinuousClock.Instant, what: @autoclosure () -> String) throws -> Bool {
-        try kvWaitReady(fd, Int16(POLLIN), until: deadline, what: what())
+        try waitReady(fd, Int16(POLLIN), until: deadline, what: what())
         var chunk = [UInt8](repeating: 0, count: 65536)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n > 0 {
@@ -118,7 +110,7 @@ final class KVClient {
         }
         if n == 0 || errno == ECONNRESET { return false }
         if errno == EINTR || errno == EAGAIN { return true }
-        throw KVTestError("recv: errno \(errno)")
+        throw TestFailure("recv: errno \(errno)")
     }
 
     /// The bytes of the next `count` complete replies.
@@ -137,7 +129,7 @@ final class KVClient {
                 return replies
             }
             guard try fill(until: deadline, what: "read \(count) replies (have \(complete): \(String(decoding: buffer, as: UTF8.self).prefix(300)))") else {
-                throw KVTestError("the connection closed after \(complete) of \(count) replies: \(String(decoding: buffer, as: UTF8.self).prefix(300))")
+                throw TestFailure("the connection closed after \(complete) of \(count) replies: \(String(decoding: buffer, as: UTF8.self).prefix(300))")
             }
         }
     }

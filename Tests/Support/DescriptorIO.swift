@@ -1,0 +1,130 @@
+// Reads from descriptors with deadlines (a child's output, a client socket),
+// and the test data written to them. Every wait has a deadline, so a broken
+// server or a hung child fails its test instead of hanging the run.
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: I/O with deadlines
+
+/// Waits until `fd` is ready for `events` (`POLLIN`, `POLLOUT`…) or the
+/// deadline passes; then throws "timed out waiting to `what`". `what` is
+/// only built on timeout, so it may describe the progress so far.
+///
+/// A descriptor that hung up or failed counts as ready: the read that
+/// follows sees the end of file or the error.
+public func waitReady(_ fd: Int32, _ events: Int16, until deadline: ContinuousClock.Instant,
+                      what: @autoclosure () -> String) throws {
+    while true {
+        let left = ContinuousClock.now.duration(to: deadline)
+        guard left > .zero else { throw TestFailure("timed out waiting to \(what())") }
+        var entry = pollfd(fd: fd, events: events, revents: 0)
+        let milliseconds = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+        let ready = poll(&entry, 1, milliseconds)
+        if ready > 0 { return }
+        if ready < 0 && errno != EINTR { throw TestFailure("poll failed: errno \(errno)") }
+    }
+}
+
+/// One line (without its newline) from `fd` within `timeout`: a server's
+/// ready line, a chat message. Read a byte at a time so nothing after the
+/// line is consumed; throws at end of file before a full line, with what
+/// arrived.
+public func readLine(_ fd: Int32, timeout: Duration) throws -> String {
+    let deadline = ContinuousClock.now + timeout
+    var line: [UInt8] = []
+    while true {
+        try waitReady(fd, Int16(POLLIN), until: deadline, what: "read a line")
+        var byte: UInt8 = 0
+        let n = read(fd, &byte, 1)
+        if n == 1 {
+            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        } else if n == 0 {
+            throw TestFailure("end of file before a full line; got '\(String(decoding: line, as: UTF8.self))'")
+        } else if errno != EINTR && errno != EAGAIN {
+            throw TestFailure("read failed: errno \(errno)")
+        }
+    }
+}
+
+/// Everything `fd` delivers until end of file (a tool's whole output),
+/// throwing if the end of file does not come within `timeout`.
+public func readToEnd(_ fd: Int32, timeout: Duration) throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    try readToEnd(fd, timeout: timeout, into: &bytes)
+    return bytes
+}
+
+/// Appends what `fd` delivers until end of file to `bytes`; on timeout,
+/// throws with what arrived so far left in `bytes` (for the failure message).
+public func readToEnd(_ fd: Int32, timeout: Duration, into bytes: inout [UInt8]) throws {
+    let deadline = ContinuousClock.now + timeout
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        try waitReady(fd, Int16(POLLIN), until: deadline, what: "read to end of file (\(bytes.count) bytes so far)")
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n > 0 {
+            bytes.append(contentsOf: buffer[..<n])
+        } else if n == 0 {
+            return
+        } else if errno != EINTR && errno != EAGAIN {
+            throw TestFailure("read failed: errno \(errno)")
+        }
+    }
+}
+
+// MARK: Sockets
+
+/// A blocking TCP socket (close-on-exec) connected to 127.0.0.1:`port`, bound
+/// first to the local address `source` if given (to spread many connections
+/// over several source addresses). The caller closes it.
+public func connectToLoopback(port: UInt16, from source: String? = nil) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+    if let source {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, source, &local.sin_addr)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let error = errno
+            close(fd)
+            throw TestFailure("bind \(source): \(String(cString: strerror(error)))")
+        }
+    }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        let error = errno
+        close(fd)
+        throw TestFailure("connect to port \(port) failed: \(String(cString: strerror(error))) (errno \(error))")
+    }
+    return fd
+}
+
+// MARK: Test data
+
+/// `count` random bytes: payloads whose every byte value must survive the
+/// trip (no line or text assumptions).
+public func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+}
+
+/// Writes `bytes` to a new file in the temporary directory and returns it,
+/// for a child's standard input or a tool's upload; the caller removes it.
+public func temporaryFile(_ bytes: [UInt8]) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-test-\(UUID().uuidString).bin")
+    try Data(bytes).write(to: url)
+    return url
+}
