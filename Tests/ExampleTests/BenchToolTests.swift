@@ -21,12 +21,29 @@ struct BenchToolTests {
         return try runTool(bench, ["--root", root.path, "--bin-path", binPath] + arguments, timeout: timeout)
     }
 
-    @Test("echo rows for the backend and the C reference, with CPU time, memory, latency; JSON, CSV and SVG written")
+    /// The CPUs this process may run on, from `Cpus_allowed_list` ("0-1",
+    /// "2,5-6"): the bench pins its servers and its load to two of them, and
+    /// a CI machine need not hand out CPUs 0 and 1.
+    static func allowedCPUs() -> [Int] {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return [] }
+        var cpus: [Int] = []
+        for part in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+            let bounds = part.split(separator: "-").compactMap { Int($0) }
+            if let low = bounds.first { cpus += Array(low...(bounds.last ?? low)) }
+        }
+        return cpus
+    }
+
+    @Test("echo rows for the backend and the C reference, with CPU time, memory, latency; JSON, CSV and SVG written",
+          .enabled(if: allowedCPUs().count >= 2, "the bench needs two CPUs: one for the servers, one for the load"))
     func echoComparison() throws {
+        let cpus = Self.allowedCPUs()
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-bench-test-\(getpid())")
         defer { try? FileManager.default.removeItem(at: output) }
         let run = try Self.runBench(["--quick", "--backends", "epoll", "--scenarios", "echo", "--runs", "1",
-                                     "--seconds", "0.5", "--output", output.path])
+                                     "--seconds", "0.5", "--output", output.path,
+                                     "--server-cpu", "\(cpus[0])", "--load-cpu", "\(cpus[1])"])
         try #require(run.status == 0, "exit \(run.status); stderr:\n\(run.errorOutput)")
         #expect(run.output.contains("echo"), "the table: \(run.output)")
 
