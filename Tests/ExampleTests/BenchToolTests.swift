@@ -64,6 +64,14 @@ struct BenchToolTests {
                 #expect((found["p99Microseconds"] as? Double ?? 0) >= (found["p50Microseconds"] as? Double ?? .infinity), "\(found)")
             }
         }
+        // The targets: judged where this run measured what they need, "n/a" elsewhere.
+        let targets = try #require(report["targets"] as? [[String: Any]])
+        #expect(targets.count == 8, "\(targets)")
+        #expect(run.output.contains("Targets (goals reported against, not assertions):"))
+        let echoVersusC = try #require(targets.first { ($0["target"] as? String)?.hasPrefix("echo 100 × 64 B ≥ 0.95× c-epoll") == true })
+        #expect((echoVersusC["met"] as? Bool != nil) == cReferenceBuilt, "judged exactly when the C reference ran: \(echoVersusC)")
+        let kv = try #require(targets.first { ($0["target"] as? String)?.hasPrefix("kv SET and GET at -P 1 ") == true })
+        #expect(kv["met"] == nil || kv["met"] is NSNull, "kv did not run, so it is not judged: \(kv)")
         let csv = try String(contentsOf: output.appendingPathComponent("results.csv"), encoding: .utf8)
         #expect(csv.split(separator: "\n").count == rows.count + 1, "a header and one line per row")
         let svg = try String(contentsOf: output.appendingPathComponent("echo.svg"), encoding: .utf8)

@@ -31,7 +31,9 @@ struct Bench {
         if plan.scenarios.contains("timers") { timers() }
         if plan.scenarios.contains("wake") { wake() }
         if plan.scenarios.contains("allocations") { allocations() }
-        return BenchReport(started: started, machine: Self.machine(), settings: "\(plan.quick ? "quick" : "full"): \(plan.runs) run(s), \(plan.seconds) s windows, servers on CPU \(plan.serverCPU), load on CPU \(plan.loadCPU)", rows: rows)
+        var report = BenchReport(started: started, machine: Self.machine(), settings: "\(plan.quick ? "quick" : "full"): \(plan.runs) run(s), \(plan.seconds) s windows, servers on CPU \(plan.serverCPU), load on CPU \(plan.loadCPU)", rows: rows)
+        report.targets = report.evaluateTargets()
+        return report
     }
 
     // MARK: Servers
@@ -188,7 +190,8 @@ struct Bench {
                     let (perConnection, rss, note) = try measureIdle(server, count: count)
                     progress("\(label): \(Format.number(perConnection * 1024)) bytes per idle connection (\(note))")
                     rows.append(BenchRow(scenario: "idle", server: spec.name, connections: count, messageBytes: 0, throughput: 0,
-                                         peakRSSKiB: rss, note: "\(Format.number(perConnection * 1024)) B per idle connection; \(note)"))
+                                         peakRSSKiB: rss, bytesPerConnection: perConnection * 1024,
+                                         note: "\(Format.number(perConnection * 1024)) B per idle connection; \(note)"))
                 } catch {
                     fail(label, error)
                 }

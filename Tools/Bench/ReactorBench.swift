@@ -72,6 +72,8 @@ struct ReactorBench: ParsableCommand {
         let report = bench.run()
         print("")
         print(report.table())
+        print("")
+        print(report.targetsText())
         do {
             try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
             let encoder = JSONEncoder()

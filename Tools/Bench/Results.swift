@@ -23,6 +23,8 @@ struct BenchRow: Codable, Sendable {
     var peakRSSKiB: Int?
     /// Heap allocations per operation, when counted.
     var allocationsPerOperation: Double?
+    /// Resident bytes per idle connection (the idle scenario).
+    var bytesPerConnection: Double? = nil
     /// Anything a reader needs to read the row right.
     var note: String = ""
 }
@@ -45,6 +47,8 @@ struct BenchReport: Codable, Sendable {
     var machine: String
     var settings: String
     var rows: [BenchRow]
+    /// The verdict on each target, from `rows`.
+    var targets: [TargetResult] = []
 }
 
 enum Format {
