@@ -47,6 +47,9 @@ struct ReactorBench: ParsableCommand {
     @Option(help: "Directory for results.json, results.csv and echo.svg.")
     var output = ".build-bench/results"
 
+    @Option(help: "Measure nothing: read an earlier run's results.json, judge the targets again, print the table and write the files to --output.")
+    var report: String?
+
     mutating func validate() throws {
         if let runs, runs < 1 { throw ValidationError("--runs must be at least 1") }
         if let seconds, seconds <= 0 { throw ValidationError("--seconds must be positive") }
@@ -54,6 +57,20 @@ struct ReactorBench: ParsableCommand {
     }
 
     mutating func run() throws {
+        if let report {
+            do {
+                var earlier = try JSONDecoder().decode(BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: report)))
+                earlier.targets = earlier.evaluateTargets()
+                try present(earlier)
+                return
+            } catch let error as DecodingError {
+                printError("reactor-bench: \(report) is not a reactor-bench results.json: \(error)")
+                throw ExitCode(2)
+            } catch let error as CocoaError {
+                printError("reactor-bench: cannot read \(report): \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+        }
         let plan: Plan
         do {
             plan = try Plan(self)
@@ -69,7 +86,15 @@ struct ReactorBench: ParsableCommand {
             throw ExitCode.failure
         }
         var bench = Bench(plan: plan)
-        let report = bench.run()
+        try present(bench.run())
+        if !bench.failures.isEmpty {
+            printError("reactor-bench: \(bench.failures.count) measurement(s) failed:\n  " + bench.failures.joined(separator: "\n  "))
+            throw ExitCode.failure
+        }
+    }
+
+    /// Prints the table and the targets' verdicts; writes JSON, CSV and the chart to `output`.
+    func present(_ report: BenchReport) throws {
         print("")
         print(report.table())
         print("")
@@ -86,10 +111,6 @@ struct ReactorBench: ParsableCommand {
             print("\nwrote \(output)/results.json, results.csv and echo.svg")
         } catch {
             printError("reactor-bench: writing results to \(output): \(error)")
-            throw ExitCode.failure
-        }
-        if !bench.failures.isEmpty {
-            printError("reactor-bench: \(bench.failures.count) measurement(s) failed:\n  " + bench.failures.joined(separator: "\n  "))
             throw ExitCode.failure
         }
     }

@@ -49,6 +49,23 @@ struct BenchReport: Codable, Sendable {
     var rows: [BenchRow]
     /// The verdict on each target, from `rows`.
     var targets: [TargetResult] = []
+
+    init(started: String, machine: String, settings: String, rows: [BenchRow]) {
+        self.started = started
+        self.machine = machine
+        self.settings = settings
+        self.rows = rows
+    }
+
+    /// Reads results written before targets were judged, too.
+    init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        started = try container.decode(String.self, forKey: .started)
+        machine = try container.decode(String.self, forKey: .machine)
+        settings = try container.decode(String.self, forKey: .settings)
+        rows = try container.decode([BenchRow].self, forKey: .rows)
+        targets = try container.decodeIfPresent([TargetResult].self, forKey: .targets) ?? []
+    }
 }
 
 enum Format {
