@@ -13,7 +13,7 @@ import Glibc
 
 @Suite("reactor-bench")
 struct BenchToolTests {
-    /// Runs reactor-bench to completion; returns its exit status, stdout and stderr.
+    /// Runs reactor-bench to completion: its exit status, standard output and standard error.
     static func runBench(_ arguments: [String], timeout: Duration = .seconds(120)) throws -> ToolResult {
         let bench = try Executables.product("reactor-bench")
         guard let root = Executables.packageRoot() else { throw TestFailure("no package root above \(#filePath)") }
@@ -72,6 +72,13 @@ struct BenchToolTests {
         #expect((echoVersusC["met"] as? Bool != nil) == cReferenceBuilt, "judged exactly when the C reference ran: \(echoVersusC)")
         let kv = try #require(targets.first { ($0["target"] as? String)?.hasPrefix("kv SET and GET at -P 1 ") == true })
         #expect(kv["met"] == nil || kv["met"] is NSNull, "kv did not run, so it is not judged: \(kv)")
+        // --report judges the run again without measuring, into another directory.
+        let again = output.appendingPathComponent("again")
+        let rejudged = try Self.runBench(["--report", output.appendingPathComponent("results.json").path, "--output", again.path],
+                                         timeout: .seconds(30))
+        #expect(rejudged.status == 0, "stderr: \(rejudged.errorOutput)")
+        #expect(rejudged.output.contains("Targets (goals reported against, not assertions):"))
+        #expect(FileManager.default.fileExists(atPath: again.appendingPathComponent("results.json").path))
         let csv = try String(contentsOf: output.appendingPathComponent("results.csv"), encoding: .utf8)
         #expect(csv.split(separator: "\n").count == rows.count + 1, "a header and one line per row")
         let svg = try String(contentsOf: output.appendingPathComponent("echo.svg"), encoding: .utf8)
@@ -84,6 +91,7 @@ struct BenchToolTests {
               (["--scenarios", "echo,telepathy"], "unknown scenario 'telepathy'; valid: echo, http"),
               (["--server-cpu", "1", "--load-cpu", "1"], "must differ"),
               (["--runs", "0"], "--runs must be at least 1"),
+              (["--report", "/nonexistent/results.json"], "cannot read /nonexistent/results.json"),
           ])
     func badInput(arguments: [String], expected: String) throws {
         let run = try Self.runBench(arguments, timeout: .seconds(30))

@@ -41,7 +41,7 @@ struct ReactorBench: ParsableCommand {
     @Option(help: "Where the release `echo`, `http` and `kv` are (default: next to this program).")
     var binPath: String?
 
-    @Option(help: "The package root, to find Benchmarks/.build-c and Benchmarks/Peers (default: the current directory).")
+    @Option(help: "The package root, where Benchmarks/.build-c and Benchmarks/Peers are.")
     var root = "."
 
     @Option(help: "Directory for results.json, results.csv and echo.svg.")
