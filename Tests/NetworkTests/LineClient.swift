@@ -18,23 +18,7 @@ final class LineClient {
     /// Connects to 127.0.0.1:`port`; `receiveBuffer` shrinks SO_RCVBUF
     /// (before connecting, so the window is small from the start).
     init(port: UInt16, receiveBuffer: Int32? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
-        if var size = receiveBuffer {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
-            let error = errno
-            Glibc.close(fd)
-            throw TestFailure("connect(127.0.0.1:\(port)): errno \(error)")
-        }
+        fd = try connectToLoopback(port: port, receiveBuffer: receiveBuffer)
     }
 
     /// Takes over a connected socket.

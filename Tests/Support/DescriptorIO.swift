@@ -2,6 +2,7 @@
 // and the test data written to them. Every wait has a deadline, so a broken
 // server or a hung child fails its test instead of hanging the run.
 import Foundation
+import ReactorCore
 
 #if canImport(Glibc)
 import Glibc
@@ -80,34 +81,26 @@ public func readToEnd(_ fd: Int32, timeout: Duration, into bytes: inout [UInt8])
 
 /// A blocking TCP socket (close-on-exec) connected to 127.0.0.1:`port`, bound
 /// first to the local address `source` if given (to spread many connections
-/// over several source addresses). The caller closes it.
-public func connectToLoopback(port: UInt16, from source: String? = nil) throws -> Int32 {
+/// over several source addresses), with SO_RCVBUF set to `receiveBuffer`
+/// before connecting if given (so the advertised window is small from the
+/// start). The caller closes it.
+public func connectToLoopback(port: UInt16, from source: String? = nil, receiveBuffer: Int32? = nil) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
-    if let source {
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        inet_pton(AF_INET, source, &local.sin_addr)
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
-            let error = errno
-            close(fd)
-            throw TestFailure("bind \(source): \(String(cString: strerror(error)))")
-        }
-    }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else {
+    func fail(_ what: String) -> TestFailure {
         let error = errno
         close(fd)
-        throw TestFailure("connect to port \(port) failed: \(String(cString: strerror(error))) (errno \(error))")
+        return TestFailure("\(what): \(String(cString: strerror(error))) (errno \(error))")
+    }
+    if var size = receiveBuffer, setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+        throw fail("SO_RCVBUF \(size)")
+    }
+    if let source {
+        let local = try SocketAddress(host: source, port: 0)
+        guard local.withSockAddr({ bind(fd, $0, $1) }) == 0 else { throw fail("bind \(source)") }
+    }
+    guard SocketAddress.loopback(port: port).withSockAddr({ connect(fd, $0, $1) }) == 0 else {
+        throw fail("connect to port \(port) failed")
     }
     return fd
 }

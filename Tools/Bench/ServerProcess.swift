@@ -1,4 +1,5 @@
 import Foundation
+import Reactor
 
 #if canImport(Glibc)
 import Glibc
@@ -163,23 +164,19 @@ final class ServerProcess {
 func blockingConnect(port: UInt16, source: UInt32? = nil) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+    func fail(_ what: String) -> BenchError {
+        let error = errno
+        close(fd)
+        return BenchError("\(what): \(String(cString: strerror(error)))")
+    }
     if let source {
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = source.bigEndian
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { let e = errno; close(fd); throw BenchError("bind: \(String(cString: strerror(e)))") }
+        let host = [24, 16, 8, 0].map { String((source >> $0) & 0xFF) }.joined(separator: ".")
+        let local = try SocketAddress(host: host, port: 0)
+        guard local.withSockAddr({ bind(fd, $0, $1) }) == 0 else { throw fail("bind \(host)") }
     }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    guard SocketAddress.loopback(port: port).withSockAddr({ connect(fd, $0, $1) }) == 0 else {
+        throw fail("connect(127.0.0.1:\(port))")
     }
-    guard rc == 0 else { let e = errno; close(fd); throw BenchError("connect(127.0.0.1:\(port)): \(String(cString: strerror(e)))") }
     return fd
 }
 

@@ -144,7 +144,10 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public static func == (a: Self, b: Self) -> Bool { a.description == b.description }
     public func hash(into hasher: inout Hasher) { hasher.combine(description) }
 
-    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    /// Calls `body` with the address as a `sockaddr` and its length, for a
+    /// system call the library does not wrap (`bind`, `connect` on a socket
+    /// of your own). The pointer is valid only inside `body`.
+    public func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         withUnsafeBytes(of: storage) { raw in
             body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
         }
