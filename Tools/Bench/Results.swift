@@ -30,6 +30,20 @@ struct BenchRow: Codable, Sendable {
 }
 
 extension BenchRow {
+    /// What ratios compare: operations per server CPU-second where the
+    /// server's CPU was measured, else per second; nil when the row measured
+    /// no rate (idle, allocations only).
+    var rate: Double? {
+        let value = perServerCPUSecond ?? throughput
+        return value > 0 ? value : nil
+    }
+
+    /// Whether `other` ran under the same load (scenario, connections and,
+    /// unless `anySize`, message size).
+    func sameLoad(as other: BenchRow, anySize: Bool = false) -> Bool {
+        scenario == other.scenario && connections == other.connections && (anySize || messageBytes == other.messageBytes)
+    }
+
     /// The load's shape, for the table: `100 × 64 B`, `100 conns`, `1,000,000 timers`.
     var load: String {
         switch scenario {
@@ -49,23 +63,6 @@ struct BenchReport: Codable, Sendable {
     var rows: [BenchRow]
     /// The verdict on each target, from `rows`.
     var targets: [TargetResult] = []
-
-    init(started: String, machine: String, settings: String, rows: [BenchRow]) {
-        self.started = started
-        self.machine = machine
-        self.settings = settings
-        self.rows = rows
-    }
-
-    /// Reads results written before targets were judged, too.
-    init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        started = try container.decode(String.self, forKey: .started)
-        machine = try container.decode(String.self, forKey: .machine)
-        settings = try container.decode(String.self, forKey: .settings)
-        rows = try container.decode([BenchRow].self, forKey: .rows)
-        targets = try container.decodeIfPresent([TargetResult].self, forKey: .targets) ?? []
-    }
 }
 
 enum Format {
@@ -109,8 +106,7 @@ extension BenchReport {
         var lines = [["scenario", "load", "server", "ops/s", "per server CPU-s", "ratio (per CPU-s)", "p50 µs", "p99 µs", "server CPU s", "peak RSS MiB", "allocs/op", "note"]]
         for row in rows {
             let ratios = peerRows(for: row).compactMap { peer -> String? in
-                guard let mine = row.perServerCPUSecond ?? Optional(row.throughput),
-                      let theirs = peer.perServerCPUSecond ?? Optional(peer.throughput), theirs > 0 else { return nil }
+                guard let mine = row.rate, let theirs = peer.rate else { return nil }
                 return Format.number(mine / theirs, digits: 2) + "× " + peer.server
             }
             let ratio = ratios.isEmpty ? "–" : ratios.joined(separator: ", ")
@@ -129,9 +125,7 @@ extension BenchReport {
     /// reference, redis-server, SwiftNIO), without `row` itself.
     func peerRows(for row: BenchRow) -> [BenchRow] {
         ["c-epoll", "redis-server", "nio"].compactMap { peer in
-            guard peer != row.server else { return nil }
-            return rows.first { $0.scenario == row.scenario && $0.connections == row.connections
-                && $0.messageBytes == row.messageBytes && $0.server == peer }
+            peer == row.server ? nil : rows.first { $0.server == peer && $0.sameLoad(as: row) }
         }
     }
 

@@ -39,17 +39,12 @@ extension BenchReport {
             && $0.connections == connections && (bytes == nil || $0.messageBytes == bytes) }
     }
 
-    private func rate(_ row: BenchRow) -> Double? {
-        let value = row.perServerCPUSecond ?? row.throughput
-        return value > 0 ? value : nil
-    }
-
-    /// Each backend's rate over the peer's, against `goal`.
+    /// Each backend's rate over the peer's under the same load.
     private func ratios(scenario: String, connections: Int, bytes: Int?, peer: String) -> [(server: String, ratio: Double)]? {
-        guard let reference = rows.first(where: { $0.server == peer && $0.scenario == scenario
-                && $0.connections == connections && (bytes == nil || $0.messageBytes == bytes) }),
-              let theirs = rate(reference) else { return nil }
-        let found = ours(scenario, connections: connections, bytes: bytes).compactMap { row in rate(row).map { (row.server, $0 / theirs) } }
+        let mine = ours(scenario, connections: connections, bytes: bytes)
+        guard let first = mine.first,
+              let theirs = rows.first(where: { $0.server == peer && $0.sameLoad(as: first, anySize: bytes == nil) })?.rate else { return nil }
+        let found = mine.compactMap { row in row.rate.map { (row.server, $0 / theirs) } }
         return found.isEmpty ? nil : found
     }
 
@@ -85,7 +80,7 @@ extension BenchReport {
         var parts: [String] = []
         var met = true
         for count in counts {
-            let ranked = ours("echo", connections: count, bytes: 64).compactMap { row in rate(row).map { (row.server, $0) } }.sorted { $0.1 > $1.1 }
+            let ranked = ours("echo", connections: count, bytes: 64).compactMap { row in row.rate.map { (row.server, $0) } }.sorted { $0.1 > $1.1 }
             guard let place = ranked.firstIndex(where: { $0.0 == "uring" }), let best = ranked.first else { continue }
             if place != 0 { met = false }
             parts.append("\(Format.number(Double(count))): " + ranked.map { "\($0.0) \(Format.number($0.1 / 1000))k" }.joined(separator: ", ")
@@ -98,18 +93,11 @@ extension BenchReport {
     private func idleMemory() -> TargetResult {
         let name = "≤ 1 KiB resident memory per idle connection"
         let measured = rows.filter { $0.scenario == "idle" && Self.backendNames.contains($0.server) }
-            .compactMap { row in (row.bytesPerConnection ?? Self.bytesInNote(row.note)).map { (row, $0) } }
+            .compactMap { row in row.bytesPerConnection.map { (row, $0) } }
         guard !measured.isEmpty else { return TargetResult(target: name, met: nil, detail: "not measured in this run (needs the idle scenario)") }
         let worst = measured.map(\.1).max() ?? 0
         let detail = measured.map { "\($0.0.server) \(Format.number($0.1)) B at \(Format.number(Double($0.0.connections)))" }.joined(separator: ", ")
         return TargetResult(target: name, met: worst <= 1024, detail: detail)
-    }
-
-    /// Results written before idle rows had `bytesPerConnection` said it in
-    /// the note: "418 B per idle connection; …".
-    private static func bytesInNote(_ note: String) -> Double? {
-        guard let range = note.range(of: " B per idle connection") else { return nil }
-        return Double(note[..<range.lowerBound].filter { $0 != "," })
     }
 
     private func echoAllocations() -> TargetResult {
