@@ -51,7 +51,7 @@ struct Serve: PollerVisitor {
 
     func visit<P: Poller>(_ type: P.Type) throws {
         let runtime = try Runtime<P, ChatService>(service: ChatService(configuration: configuration))
-        let listener = try TCPListener(bindingTo: SocketAddress(host: host, port: port))
+        let listener = try SocketListener(bindingTo: SocketAddress(host: host, port: port))
         listener.connectionOptions = configuration.connectionOptions
         try runtime.context.register(listener)
         print("chat listening on \(listener.localAddress) (backend \(P.name))")

@@ -36,8 +36,10 @@ struct Serve: PollerVisitor {
     let port: UInt16
 
     func visit<P: Poller>(_ type: P.Type) throws {
-        let runtime = try Runtime<P, EchoService>(service: EchoService())
-        let listener = try TCPListener(bindingTo: SocketAddress(host: host, port: port))
+        let runtime = try Runtime<P, LoggingService>(service: LoggingService())
+        let listener = try SocketListener(bindingTo: SocketAddress(host: host, port: port))
+        let echo = EchoHandler()
+        listener.connectionHandler = { _ in echo }
         try runtime.context.register(listener)
         print("echo listening on \(listener.localAddress) (backend \(P.name))")
         flushStandardOutput()

@@ -69,15 +69,19 @@ struct Serve: PollerVisitor {
         if let upstream {
             upstreamAddress = try SocketAddress(host: upstream.host, port: upstream.port)
         } else {
-            let listener = try TCPListener(bindingTo: .loopback(port: 0))
-            listener.handler = EchoHandler()  // its connections inherit it: echo beside the proxy
+            let listener = try SocketListener(bindingTo: .loopback(port: 0))
+            // Echo beside the proxy: this listener's connections get the echo
+            // handler, and its own events are logged rather than reaching the proxy.
+            let echo = EchoHandler()
+            listener.handler = LoggingService()
+            listener.connectionHandler = { _ in echo }
             upstreamAddress = listener.localAddress
             echoListener = listener
         }
         let service = ProxyService(configuration: ProxyConfiguration(upstream: upstreamAddress, connectTimeout: connectTimeout))
         let runtime = try Runtime<P, ProxyService>(service: service)
         if let echoListener { try runtime.context.register(echoListener) }
-        let listener = try TCPListener(bindingTo: SocketAddress(host: host, port: port))
+        let listener = try SocketListener(bindingTo: SocketAddress(host: host, port: port))
         try runtime.context.register(listener)
         print("proxy listening on \(listener.localAddress), forwarding to \(upstreamAddress)"
               + (echoListener != nil ? " (echo in the same runtime)" : "") + " (backend \(P.name))")

@@ -1,8 +1,11 @@
+// The umbrella: `import Reactor` gives a user the model and every backend
+// that was built (`EpollPoller`, `PollPoller`, `LibevPoller`, `UringPoller`),
+// so the build-time choice `Runtime<EpollPoller, S>` needs no second import.
 @_exported import ReactorCore
-import PollEpoll
-import PollLibev
-import PollPoll
-import PollUring
+@_exported import PollEpoll
+@_exported import PollLibev
+@_exported import PollPoll
+@_exported import PollUring
 
 #if canImport(Glibc)
 import Glibc

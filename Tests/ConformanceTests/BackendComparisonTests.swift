@@ -61,7 +61,7 @@ private final class ScenarioService: Service {
     var listener: ResourceID?
     var server: ResourceID?
     var client: ResourceID?
-    var pendingClient: TCPStream?
+    var pendingClient: SocketStream?
     var port: UInt16 = 0
     var receivedByServer = 0
     var clientReceived: [UInt8] = []
@@ -74,7 +74,7 @@ private final class ScenarioService: Service {
         trace.append("started")
         watchdog = context.schedule(after: .seconds(10))
         do {
-            let tcp = try TCPListener(bindingTo: .loopback(port: 0))
+            let tcp = try SocketListener(bindingTo: .loopback(port: 0))
             port = tcp.localAddress.port
             listener = try context.register(tcp)
         } catch {
@@ -84,7 +84,8 @@ private final class ScenarioService: Service {
         connectTimer = context.schedule(after: .milliseconds(5))
     }
 
-    func resourceRegistered(_ id: ResourceID, context: Context) {
+    func resourceRegistered(_ resource: Resource, context: Context) {
+        let id = resource.id
         let name = id == listener ? "listener" : id == server ? "server" : id == client ? "client" : "unknown"
         trace.append("registered \(name)")
     }
@@ -97,16 +98,17 @@ private final class ScenarioService: Service {
             trace.append("timer connect")
             // Held back until the listener has accepted, so "accepted" and
             // "connected" never race within one batch.
-            pendingClient = try? TCPStream.connect(to: .loopback(port: port))
+            pendingClient = try? SocketStream.connect(to: .loopback(port: port))
         } else if timer == resumeTimer {
             trace.append("timer resume")
-            context.resource(server!, as: TCPStream.self)?.setReading(true)
+            context.resource(server!, as: SocketStream.self)?.setReading(true)
             trace.append("client half-closes")
-            context.resource(client!, as: TCPStream.self)?.shutdownWrite()
+            context.resource(client!, as: SocketStream.self)?.shutdownWrite()
         }
     }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
+        guard let id = resource.id else { return }
         switch event {
         case .accepted(let stream):
             trace.append("accepted")
@@ -123,12 +125,12 @@ private final class ScenarioService: Service {
             // More than one read's worth would be nicer, but the reads are
             // partial either way: the payload crosses loopback in segments.
             let bytes = [UInt8](repeating: 7, count: ScenarioService.payload)
-            context.resource(id, as: TCPStream.self)?.write(bytes)
+            context.resource(id, as: SocketStream.self)?.write(bytes)
         case .received(let bytes) where id == server:
             receivedByServer += bytes.count
             guard receivedByServer == ScenarioService.payload else { return }
             trace.append("server received \(receivedByServer) bytes in total")
-            let stream = context.resource(id, as: TCPStream.self)!
+            let stream = context.resource(id, as: SocketStream.self)!
             stream.setReading(false)
             stream.write(Array("pong".utf8))
             resumeTimer = context.schedule(after: .milliseconds(5))
@@ -142,21 +144,22 @@ private final class ScenarioService: Service {
             }
         case .readClosed where id == server:
             trace.append("server readClosed")
-            let stream = context.resource(id, as: TCPStream.self)!
+            let stream = context.resource(id, as: SocketStream.self)!
             stream.write(Array("bye".utf8))
             stream.closeWhenFlushed()
             trace.append("server writes bye and closes when flushed")
         case .readClosed where id == client:
             // Possible if the hangup is not yet visible; destroy in the callback.
             trace.append("client disconnected: closed by peer")
-            context.destroy(id)
+            context.resource(id)?.close()
             finish(context)
         default:
             trace.append("unexpected \(event) from \(id)")
         }
     }
 
-    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
+    func resourceDisconnected(_ resource: Resource, reason: DisconnectReason, context: Context) {
+        guard let id = resource.id else { return }
         if id == client {
             trace.append("client disconnected: \(reason)")
             finish(context)
@@ -166,7 +169,7 @@ private final class ScenarioService: Service {
     }
 
     func finish(_ context: Context) {
-        if let listener { context.destroy(listener) }
+        if let listener { context.resource(listener)?.close() }
         context.cancel(watchdog!)
         context.stop()
     }

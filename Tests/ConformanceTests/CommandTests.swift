@@ -37,7 +37,7 @@ final class CommandService: Service {
     let log: CommandLog
     init(log: CommandLog) { self.log = log }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {}
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {}
 
     func handle(command: Numbered, context: Context) {
         log.state.withLock { $0.received[command.sender].append(command.sequence) }

@@ -15,7 +15,7 @@ struct MessageChannelTests {
           arguments: devBackends)
     func lineServer(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
-            let listener = try TCPListener(bindingTo: .loopback(port: 0))
+            let listener = try SocketListener(bindingTo: .loopback(port: 0))
             let port = listener.localAddress.port
             let clientCount = 3
             var closes: [DisconnectReason] = []
@@ -89,7 +89,7 @@ struct MessageChannelTests {
     func lengthPrefixedRoundTrip(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let payloads = MessageChannelTests.payloads
-            let listener = try TCPListener(bindingTo: .loopback(port: 0))
+            let listener = try SocketListener(bindingTo: .loopback(port: 0))
             let port = listener.localAddress.port
             var serverReceived = 0
             var serverMismatches: [Int] = []
@@ -128,7 +128,7 @@ struct MessageChannelTests {
             let service = ScriptedService(watchdog: .seconds(60))
             service.onStart = { context in
                 attempt {
-                    let stream = try TCPStream.connect(to: .loopback(port: port))
+                    let stream = try SocketStream.connect(to: .loopback(port: port))
                     let channel = MessageChannel(stream: stream, codec: LengthPrefixedCodec(), onMessage: { payload, channel, _ in
                         if clientReceived >= payloads.count || !same(payload, payloads[clientReceived]) {
                             clientMismatches.append(clientReceived)
@@ -203,7 +203,7 @@ struct MessageChannelTests {
     /// `decode(resource #n): <expected>` and the client must see its connection end.
     func oversized<C: Codec>(_ backend: Backend, codec: C, sending bytes: [UInt8], expected: String) throws {
         func body<P: Poller>(_ type: P.Type) throws {
-            let listener = try TCPListener(bindingTo: .loopback(port: 0))
+            let listener = try SocketListener(bindingTo: .loopback(port: 0))
             let port = listener.localAddress.port
             var serverID: ResourceID?
             var serverClose: DisconnectReason?
@@ -224,7 +224,7 @@ struct MessageChannelTests {
             let service = ScriptedService()
             service.onStart = { context in
                 attempt {
-                    let client = try TCPStream.connect(to: .loopback(port: port))
+                    let client = try SocketStream.connect(to: .loopback(port: port))
                     client.write(bytes)
                     clientID = try context.register(client)
                 }
@@ -233,7 +233,7 @@ struct MessageChannelTests {
                 guard id == clientID else { return }
                 if case .readClosed = event {
                     clientEnded = true
-                    context.destroy(id)
+                    context.resource(id)?.close()
                     if serverClose != nil { context.stop() }
                 }
             }

@@ -35,9 +35,10 @@ struct ResourceLifecycleTests {
                     Issue.record("\(event) after the resource was destroyed")
                     return
                 }
-                #expect(context.destroy(from) === resource)
+                #expect(context.resource(from) === resource)
+                resource.close()
                 #expect(context.resource(from) == nil)
-                #expect(context.destroy(from) == nil, "a second destroy finds nothing")
+                resource.close()  // a second close does nothing
                 #expect(!resource.isClosed, "closed before the batch ended")
                 writeWhileOpen = writeBytes(peer).result
                 destroyedInTurn = service.turnsEnded
@@ -82,7 +83,8 @@ struct ResourceLifecycleTests {
                 guard destroyer == nil else { return }
                 destroyer = id
                 let other = ids.first { $0 != id }!
-                victim = context.destroy(other)
+                victim = context.resource(other)
+                victim?.close()
                 #expect(victim != nil)
             }
             service.onTurnEnd = { [unowned service] context in
@@ -127,7 +129,8 @@ struct ResourceLifecycleTests {
                     // pipe (dup2 closes the old file, as close + open would), and
                     // register it again. Same number, new registration, nothing to read.
                     let other = try #require(ids.first { $0 != id })
-                    let resource = try #require(context.deregister(other))
+                    let resource = try #require(context.resource(other))
+                    #expect(context.deregister(resource))
                     let fresh = try fds.pipe()
                     #expect(dup2(fresh.reader, resource.fd.rawValue) == resource.fd.rawValue)
                     fds.close(fresh.reader)
@@ -160,11 +163,11 @@ struct ResourceLifecycleTests {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
             defer { fds.closeAll() }
-            let listener = try TCPListener(bindingTo: .loopback(port: 0))
+            let listener = try SocketListener(bindingTo: .loopback(port: 0))
             let port = listener.localAddress.port
             #expect(port != 0)
             var client: Int32?
-            var stream: TCPStream?
+            var stream: SocketStream?
             var reason: DisconnectReason?
             var handedBack: Resource?
 
@@ -183,7 +186,7 @@ struct ResourceLifecycleTests {
                 handedBack = resource
                 reason = why
                 #expect(context.resource(id) == nil)
-                #expect(resource.id == nil && !resource.isRegistered)
+                #expect(resource.id == id && !resource.isRegistered, "the id still says which it was")
                 context.stop()
             }
             try runHere(P.self, service) { context in try context.register(listener) }

@@ -15,7 +15,7 @@ struct RuntimeGroupTests {
     func groupSharesPort(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             // Reserve a port: the first listener binds 0 and the others reuse its number.
-            let probe = try TCPListener(bindingTo: .loopback(port: 0), options: ListenerOptions(reusePort: true))
+            let probe = try SocketListener(bindingTo: .loopback(port: 0), options: ListenerOptions(reusePort: true))
             let port = probe.localAddress.port
             let served = Shared<[Int]>([-1, -1])  // -1: not listening yet
             let group = try RuntimeGroup<P, CountingEcho>.start(threads: 2, name: "group-test") { index, _ in
@@ -60,10 +60,10 @@ struct RuntimeGroupTests {
             service.onEvent = { event, id, context in
                 switch event {
                 case .connected:
-                    context.resource(id, as: TCPStream.self)?.write(Array("12345".utf8))
+                    context.resource(id, as: SocketStream.self)?.write(Array("12345".utf8))
                 case .received(let bytes) where id != clientID:
                     #expect(bytes.count == 5)
-                    context.resource(id, as: TCPStream.self)?.write(Array("abc".utf8))
+                    context.resource(id, as: SocketStream.self)?.write(Array("abc".utf8))
                 case .received where id == clientID:
                     snapshot = context.resourceInfo
                     context.stop()
@@ -72,9 +72,9 @@ struct RuntimeGroupTests {
                 }
             }
             try runHere(P.self, service) { context in
-                let listener = try TCPListener(bindingTo: .loopback(port: 0))
+                let listener = try SocketListener(bindingTo: .loopback(port: 0))
                 try context.register(listener)
-                clientID = try context.register(try TCPStream.connect(to: .loopback(port: listener.localAddress.port)))
+                clientID = try context.register(try SocketStream.connect(to: .loopback(port: listener.localAddress.port)))
             }
             #expect(snapshot.map(\.kind).sorted() == ["tcp-listener", "tcp-stream", "tcp-stream"])
             let client = try #require(snapshot.first { $0.id == clientID })
@@ -99,18 +99,19 @@ private final class CountingEcho: Service {
     }
 
     func runtimeStarted(context: Context) {
-        attempt { try context.register(try TCPListener(bindingTo: .loopback(port: port), options: ListenerOptions(reusePort: true))) }
+        attempt { try context.register(try SocketListener(bindingTo: .loopback(port: port), options: ListenerOptions(reusePort: true))) }
         served.update { $0[index] = 0 }
     }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
+        guard let id = resource.id else { return }
         switch event {
         case .accepted:
             served.update { $0[index] += 1 }
         case .received(let bytes):
-            context.resource(id, as: TCPStream.self)?.write(bytes.buffer)
+            context.resource(id, as: SocketStream.self)?.write(bytes.buffer)
         case .readClosed:
-            context.destroy(id)
+            context.resource(id)?.close()
         default:
             break
         }

@@ -25,7 +25,7 @@ struct SocketEdgeTests {
             service.onEvent = { event, _, _ in if case .connected = event { connected = true } }
             service.onDisconnect = { _, _, why, context in reason = why; context.stop() }
             try runHere(P.self, service) { context in
-                try context.register(try TCPStream.connect(to: .loopback(port: port)))
+                try context.register(try SocketStream.connect(to: .loopback(port: port)))
             }
             #expect(!connected)
             guard case .failed(let error)? = reason else { Issue.record("expected a failure, got \(String(describing: reason))"); return }
@@ -57,7 +57,7 @@ struct SocketEdgeTests {
                 context.stop()
             }
             try runHere(P.self, service) { context in
-                try context.register(try TCPStream.connect(to: .loopback(port: port), timeout: .milliseconds(300)))
+                try context.register(try SocketStream.connect(to: .loopback(port: port), timeout: .milliseconds(300)))
             }
             guard case .failed(let error)? = reason else { Issue.record("expected a timeout, got \(String(describing: reason))"); return }
             #expect(error.errno == .timedOut, "\(error)")
@@ -83,7 +83,7 @@ struct SocketEdgeTests {
                 case .accepted(let stream):
                     serverID = stream.id
                 case .connected:
-                    let client = context.resource(id, as: TCPStream.self)
+                    let client = context.resource(id, as: SocketStream.self)
                     client?.write(Array("request".utf8))
                     client?.shutdownWrite()  // the client is done sending, not done reading
                 case .received(let bytes):
@@ -92,12 +92,12 @@ struct SocketEdgeTests {
                     log.append("\(side) readClosed")
                     if side == "server" {
                         // The reply goes out after the client's half-close, then the server half-closes too.
-                        let server = context.resource(id, as: TCPStream.self)
+                        let server = context.resource(id, as: SocketStream.self)
                         server?.write(Array("response".utf8))
                         server?.shutdownWrite()
                     } else {
-                        context.resource(id, as: TCPStream.self)?.closeWhenFlushed()
-                        if let serverID { context.destroy(serverID) }
+                        context.resource(id, as: SocketStream.self)?.closeWhenFlushed()
+                        if let serverID { context.resource(serverID)?.close() }
                         context.stop()
                     }
                 default:
@@ -106,9 +106,11 @@ struct SocketEdgeTests {
             }
             service.onDisconnect = { id, _, why, _ in log.append("\(id) disconnected: \(why)") }
             try runHere(P.self, service) { context in
-                let listener = try TCPListener(bindingTo: .loopback(port: 0))
+                // Both sides opt in: by default a stream closes at the peer's end of file.
+                let halfOpen = StreamOptions(allowRemoteHalfClosure: true)
+                let listener = try SocketListener(bindingTo: .loopback(port: 0), connectionOptions: halfOpen)
                 try context.register(listener)
-                clientID = try context.register(try TCPStream.connect(to: .loopback(port: listener.localAddress.port)))
+                clientID = try context.register(try SocketStream.connect(to: .loopback(port: listener.localAddress.port), options: halfOpen))
             }
             #expect(serverGot == Array("request".utf8))
             #expect(clientGot == Array("response".utf8))
@@ -134,14 +136,14 @@ struct SocketEdgeTests {
                     break
                 }
             }
-            service.onTimer = { _, context in context.resource(clientID!, as: TCPStream.self)?.abort() }
+            service.onTimer = { _, context in context.resource(clientID!, as: SocketStream.self)?.abort() }
             service.onDisconnect = { id, _, why, context in
                 if id != clientID { reason = why; context.stop() }
             }
             try runHere(P.self, service) { context in
-                let listener = try TCPListener(bindingTo: .loopback(port: 0))
+                let listener = try SocketListener(bindingTo: .loopback(port: 0))
                 try context.register(listener)
-                clientID = try context.register(try TCPStream.connect(to: .loopback(port: listener.localAddress.port)))
+                clientID = try context.register(try SocketStream.connect(to: .loopback(port: listener.localAddress.port)))
             }
             guard case .failed(let error)? = reason else { Issue.record("expected a reset, got \(String(describing: reason))"); return }
             #expect(error.errno == .connectionReset, "\(error)")
@@ -152,9 +154,9 @@ struct SocketEdgeTests {
     @Test("IPv6 listener on ::1; accepted connections inherit the listener's options and handler", arguments: devBackends)
     func ipv6AndInheritance(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
-            let listener: TCPListener
+            let listener: SocketListener
             do {
-                listener = try TCPListener(bindingTo: .loopbackIPv6(port: 0),
+                listener = try SocketListener(bindingTo: .loopbackIPv6(port: 0),
                                            connectionOptions: StreamOptions(keepAlive: .init(idle: .seconds(30)), highWatermark: 4096, lowWatermark: 1024))
             } catch {
                 // Only a machine with IPv6 disabled gets here; say so rather than pass silently.
@@ -163,7 +165,7 @@ struct SocketEdgeTests {
             }
             let handler = RecordingHandler()
             listener.connectionHandler = { _ in handler }
-            var accepted: TCPStream?
+            var accepted: SocketStream?
             var keepAlive: Int32 = 0
             var noDelay: Int32 = 0
             let service = ScriptedService()
@@ -179,7 +181,7 @@ struct SocketEdgeTests {
             }
             try runHere(P.self, service) { context in
                 try context.register(listener)
-                let client = try TCPStream.connect(to: .loopbackIPv6(port: listener.localAddress.port))
+                let client = try SocketStream.connect(to: .loopbackIPv6(port: listener.localAddress.port))
                 client.write(Array("over v6".utf8))
                 try context.register(client)
             }
@@ -204,16 +206,16 @@ struct SocketEdgeTests {
                 case .accepted(let stream):
                     _ = stream
                 case .connected:
-                    context.resource(id, as: TCPStream.self)?.write(Array("one|two".utf8))
+                    context.resource(id, as: SocketStream.self)?.write(Array("one|two".utf8))
                 case .received(let bytes) where id != clientID:
                     let text = String(decoding: bytes, as: UTF8.self)
                     deliveries.append(text)
-                    let stream = context.resource(id, as: TCPStream.self)
+                    let stream = context.resource(id, as: SocketStream.self)
                     if let bar = text.firstIndex(of: "|") {
                         // Consume the first message, hand the rest back.
                         stream?.pushBack(Array(text[text.index(after: bar)...].utf8))
                     } else if text == "two" {
-                        context.resource(clientID!, as: TCPStream.self)?.write(Array("three".utf8))
+                        context.resource(clientID!, as: SocketStream.self)?.write(Array("three".utf8))
                     } else {
                         context.stop()
                     }
@@ -222,9 +224,9 @@ struct SocketEdgeTests {
                 }
             }
             try runHere(P.self, service) { context in
-                let listener = try TCPListener(bindingTo: .loopback(port: 0))
+                let listener = try SocketListener(bindingTo: .loopback(port: 0))
                 try context.register(listener)
-                clientID = try context.register(try TCPStream.connect(to: .loopback(port: listener.localAddress.port)))
+                clientID = try context.register(try SocketStream.connect(to: .loopback(port: listener.localAddress.port)))
             }
             #expect(deliveries == ["one|two", "two", "three"])
         }
@@ -280,13 +282,14 @@ private final class WriteTarget: Service {
 
     func runtimeStarted(context: Context) {
         attempt {
-            let listener = try TCPListener(bindingTo: .loopback(port: 0))
+            let listener = try SocketListener(bindingTo: .loopback(port: 0))
             try context.register(listener)
-            clientID = try context.register(try TCPStream.connect(to: .loopback(port: listener.localAddress.port)))
+            clientID = try context.register(try SocketStream.connect(to: .loopback(port: listener.localAddress.port)))
         }
     }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
+        guard let id = resource.id else { return }
         switch event {
         case .accepted(let stream): serverSide.update { $0 = stream.id }
         case .received(let bytes) where id == clientID: received.update { $0 += bytes }
@@ -298,7 +301,7 @@ private final class WriteTarget: Service {
 /// A per-connection handler that records what it receives and stops the runtime.
 private final class RecordingHandler: ResourceHandler {
     var events: [String] = []
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
         if case .received(let bytes) = event {
             events.append(String(decoding: bytes, as: UTF8.self))
             context.stop()

@@ -34,13 +34,13 @@ struct TCPEchoTests {
             let service = ScriptedService()
             service.onStart = { context in
                 attempt {
-                    let listener = try #require(context.resource(listenerID!, as: TCPListener.self))
+                    let listener = try #require(context.resource(listenerID!, as: SocketListener.self))
                     let port = listener.localAddress.port
                     #expect(port != 0 && listener.localAddress.host == "127.0.0.1")
                     // Small buffers both ways, so 1 MiB cannot go out in one write:
                     // the write queue, write interest and a deferred shutdown are exercised.
                     setBufferSize(listener.fd.rawValue, SO_RCVBUF, 16 * 1024)
-                    let client = try TCPStream.connect(to: .loopback(port: port))
+                    let client = try SocketStream.connect(to: .loopback(port: port))
                     setBufferSize(client.fd.rawValue, SO_SNDBUF, 16 * 1024)
                     clientID = try context.register(client)
                 }
@@ -54,7 +54,7 @@ struct TCPEchoTests {
                 case .connected:
                     #expect(id == clientID)
                     connected = true
-                    guard let client = context.resource(id, as: TCPStream.self) else { return }
+                    guard let client = context.resource(id, as: SocketStream.self) else { return }
                     client.write(payload)
                     queuedAtShutdown = client.queuedByteCount
                     client.shutdownWrite()
@@ -63,7 +63,7 @@ struct TCPEchoTests {
                 case .readClosed where id == serverID:
                     serverSawReadClosed = true
                     serverHadAllBeforeReadClosed = serverBytes.count == payload.count
-                    guard let server = context.resource(id, as: TCPStream.self) else { return }
+                    guard let server = context.resource(id, as: SocketStream.self) else { return }
                     server.write(serverBytes)  // the write side is still open: half-close
                     server.closeWhenFlushed()
                 case .received(let bytes) where id == clientID:
@@ -87,7 +87,7 @@ struct TCPEchoTests {
                 }
             }
             try runHere(P.self, service) { context in
-                listenerID = try context.register(try TCPListener(bindingTo: .loopback(port: 0)))
+                listenerID = try context.register(try SocketListener(bindingTo: .loopback(port: 0)))
             }
             #expect(failures.isEmpty)
             #expect(connected)
@@ -107,7 +107,7 @@ struct TCPEchoTests {
     @Test("echo to a plain blocking client on another thread", arguments: devBackends)
     func echoToExternalClient(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
-            let listener = try TCPListener(bindingTo: .loopback(port: 0))
+            let listener = try SocketListener(bindingTo: .loopback(port: 0))
             let port = listener.localAddress.port
             let message = Array("hello through the reactor\n".utf8)
             let reply = Shared<Result<[UInt8], TestFailure>?>(nil)
@@ -127,10 +127,10 @@ struct TCPEchoTests {
                 case .accepted(let stream):
                     _ = stream
                 case .received(let bytes):
-                    context.resource(id, as: TCPStream.self)?.write(bytes.buffer)
+                    context.resource(id, as: SocketStream.self)?.write(bytes.buffer)
                 case .readClosed:
                     sawReadClosed = true
-                    context.resource(id, as: TCPStream.self)?.closeWhenFlushed()
+                    context.resource(id, as: SocketStream.self)?.closeWhenFlushed()
                     context.stop()  // a graceful stop still flushes the echo
                 default:
                     break

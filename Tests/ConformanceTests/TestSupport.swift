@@ -319,19 +319,22 @@ final class ScriptedService: Service {
         onStart(context)
     }
 
-    func resourceRegistered(_ id: ResourceID, context: Context) {
+    func resourceRegistered(_ resource: Resource, context: Context) {
+        guard let id = resource.id else { return }
         enter(); defer { leave() }
         calls.append(.registered(id))
         onRegistered(id, context)
     }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
+        guard let id = resource.id else { return }
         enter(); defer { leave() }
         calls.append(.event(id))
         onEvent(event, id, context)
     }
 
-    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
+    func resourceDisconnected(_ resource: Resource, reason: DisconnectReason, context: Context) {
+        guard let id = resource.id else { return }
         enter(); defer { leave() }
         calls.append(.disconnected(id))
         onDisconnect(id, resource, reason, context)

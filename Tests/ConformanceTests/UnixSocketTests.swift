@@ -24,7 +24,7 @@ struct UnixSocketTests {
             // The listener is made in `setup` and only its id kept: the test
             // holds no reference that would keep it (and its file) alive.
             let outcome = try unixEcho(P.self, onStart: { fileWhileListening = isSocketFile(path) }) { context in
-                let listener = try UnixListener(bindingTo: .unix(path: path))
+                let listener = try SocketListener(bindingTo: .unix(path: path))
                 listenerAddress = "\(listener.localAddress)"
                 return try context.register(listener)
             }
@@ -44,7 +44,7 @@ struct UnixSocketTests {
             let name = uniqueSocketName("echo")
             var address: SocketAddress?
             let outcome = try unixEcho(P.self) { context in
-                let listener = try UnixListener(bindingTo: .abstract(name: name))
+                let listener = try SocketListener(bindingTo: .abstract(name: name))
                 address = listener.localAddress
                 return try context.register(listener)
             }
@@ -55,7 +55,7 @@ struct UnixSocketTests {
             #expect(address?.isUnix == true && address?.path == nil, "an abstract name has no path")
             #expect(!pathExists("@\(name)") && !pathExists(name))
             // Abstract names vanish with their last socket: binding again works.
-            #expect(throws: Never.self) { _ = try UnixListener(bindingTo: .abstract(name: name)) }
+            #expect(throws: Never.self) { _ = try SocketListener(bindingTo: .abstract(name: name)) }
         }
         try body(pollerType(of: backend))
     }
@@ -70,7 +70,7 @@ struct UnixSocketTests {
             try makeStaleSocketFile(at: path)
             #expect(isSocketFile(path))
 
-            let refused = #expect(throws: ReactorError.self) { _ = try UnixListener(bindingTo: .unix(path: path)) }
+            let refused = #expect(throws: ReactorError.self) { _ = try SocketListener(bindingTo: .unix(path: path)) }
             #expect(refused?.errno == .addressInUse, "\(String(describing: refused))")
             #expect(refused?.description.contains("removeStaleSocketFile") == true, "\(String(describing: refused))")
             #expect(isSocketFile(path), "a refused bind leaves the file alone")
@@ -84,13 +84,13 @@ struct UnixSocketTests {
                 // The listener now lives: replacing its file must be refused,
                 // even with removeStaleSocketFile.
                 do throws(ReactorError) {
-                    _ = try UnixListener(bindingTo: .unix(path: path), options: replace)
+                    _ = try SocketListener(bindingTo: .unix(path: path), options: replace)
                     failures.append("a second listener replaced a live one's socket file")
                 } catch {
                     liveRefusal = error
                 }
                 attempt {
-                    let client = try UnixStream.connect(to: .unix(path: path))
+                    let client = try SocketStream.connect(to: .unix(path: path))
                     client.write(Array("still here".utf8))
                     try context.register(client)
                 }
@@ -110,7 +110,7 @@ struct UnixSocketTests {
                 if case .failed = reason { failures.append("disconnected: \(reason)") }
             }
             try runHere(P.self, service) { context in
-                try context.register(try UnixListener(bindingTo: .unix(path: path), options: replace))
+                try context.register(try SocketListener(bindingTo: .unix(path: path), options: replace))
             }
             #expect(failures.isEmpty)
             #expect(String(decoding: received, as: UTF8.self) == "still here", "the replacing listener accepts")
@@ -130,11 +130,11 @@ struct UnixSocketTests {
         let content = Array("not a socket".utf8)
         try writeFile(path, content)
 
-        let plain = #expect(throws: ReactorError.self) { _ = try UnixListener(bindingTo: .unix(path: path)) }
+        let plain = #expect(throws: ReactorError.self) { _ = try SocketListener(bindingTo: .unix(path: path)) }
         #expect(plain?.errno == .addressInUse, "\(String(describing: plain))")
 
         let forced = #expect(throws: ReactorError.self) {
-            _ = try UnixListener(bindingTo: .unix(path: path), options: ListenerOptions(removeStaleSocketFile: true))
+            _ = try SocketListener(bindingTo: .unix(path: path), options: ListenerOptions(removeStaleSocketFile: true))
         }
         #expect(forced?.errno == .fileExists, "\(String(describing: forced))")
         #expect(forced?.description.contains("not a socket; not removing it") == true, "\(String(describing: forced))")
@@ -175,9 +175,9 @@ private func unixEcho<P: Poller>(
     service.onStart = { context in
         onStart()
         attempt(sourceLocation: sourceLocation) {
-            let listener = try #require(context.resource(listenerID!, as: UnixListener.self))
+            let listener = try #require(context.resource(listenerID!, as: SocketListener.self))
             outcome.kinds.append(listener.kind)
-            let client = try UnixStream.connect(to: listener.localAddress)
+            let client = try SocketStream.connect(to: listener.localAddress)
             client.write(unixEchoMessage)
             clientID = try context.register(client)
         }
@@ -191,11 +191,11 @@ private func unixEcho<P: Poller>(
         case .received(let bytes) where id == clientID:
             outcome.echoed += bytes
             if outcome.echoed.count >= unixEchoMessage.count {
-                context.destroy(listenerID!)
+                context.resource(listenerID!)?.close()
                 context.stop()
             }
         case .received(let bytes):
-            context.resource(id, as: UnixStream.self)?.write(bytes.buffer)
+            context.resource(id, as: SocketStream.self)?.write(bytes.buffer)
         default:
             outcome.failures.append("\(event) from \(id)")
         }

@@ -96,7 +96,8 @@ final class IntegrityClient: Service {
         finishIfDone(context)
     }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
+        guard let id = resource.id else { return }
         guard let connection = connections[id], let stream = context.resource(id, as: SocketStream.self) else { return }
         switch event {
         case .connected, .writableAgain:
@@ -119,7 +120,7 @@ final class IntegrityClient: Service {
             if connection.received == bytesPerConnection {
                 report.completed += 1
                 connections[id] = nil
-                context.destroy(id)
+                context.resource(id)?.close()
                 finishIfDone(context)
             } else {
                 fail(connection, "the server closed after \(connection.received) of \(bytesPerConnection) bytes", id: id, context: context)
@@ -129,7 +130,8 @@ final class IntegrityClient: Service {
         }
     }
 
-    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
+    func resourceDisconnected(_ resource: Resource, reason: DisconnectReason, context: Context) {
+        guard let id = resource.id else { return }
         guard let connection = connections.removeValue(forKey: id) else { return }
         fail(connection, "\(reason) after \(connection.sent) bytes sent, \(connection.received) received", context: context)
     }
@@ -161,7 +163,7 @@ final class IntegrityClient: Service {
         report.failures.append("connection \(connection.index) (seed \(seed &+ UInt64(connection.index))): \(why)")
         if let id {
             connections[id] = nil
-            context.destroy(id)
+            context.resource(id)?.close()
         }
         finishIfDone(context)
     }
@@ -172,7 +174,7 @@ final class IntegrityClient: Service {
 
     private func finish(_ context: Context) {
         report.seconds = Double(milliseconds(elapsed(since: started)) / 1000)
-        for id in connections.keys { context.destroy(id) }
+        for id in connections.keys { context.resource(id)?.close() }
         connections.removeAll()
         context.stop()
     }

@@ -17,8 +17,8 @@ struct StreamIntegrityTests {
     @Test("1,000 clients × 1 MiB through echo: every byte back, in order", arguments: Backend.built)
     func echo(_ backend: Backend) throws {
         try ensureDescriptorLimit(3 * Self.clients + 500)
-        let server = try ServerThread(backend, name: "echo-\(backend)", makeService: { EchoService() }) { _, context throws(ReactorError) in
-            try listen(context).localAddress.port
+        let server = try ServerThread(backend, name: "echo-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
+            try listen(context, handler: EchoHandler()).localAddress.port
         }
         let report = try runIntegrityClient(backend, target: .loopback(port: server.port),
                                             connections: Self.clients, bytesPerConnection: Self.bytesPerClient)

@@ -84,9 +84,13 @@ private struct ServerStart<S: Service>: PollerVisitor where S.Command == Never {
 @discardableResult
 func listen(_ context: Context, options: StreamOptions = StreamOptions(),
             handler: (any ResourceHandler)? = nil) throws(ReactorError) -> SocketListener {
-    let listener = try TCPListener(bindingTo: .loopback(port: 0))
+    let listener = try SocketListener(bindingTo: .loopback(port: 0))
     listener.connectionOptions = options
-    listener.handler = handler
+    if let handler {
+        // The listener's own events stay away from the Service too: it serves another protocol.
+        listener.handler = LoggingService()
+        listener.connectionHandler = { _ in handler }
+    }
     try context.register(listener)
     return listener
 }

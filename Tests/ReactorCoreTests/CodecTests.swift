@@ -513,7 +513,7 @@ private final class InertPoller: Poller {
 }
 
 private final class InertService: Service {
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {}
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {}
 }
 
 /// A channel over a real pipe registered with an inert runtime: `feed`
@@ -556,7 +556,7 @@ private final class ChannelRig<C: Codec> {
     }
 
     func deliver(_ event: ResourceEvent) {
-        channel?.handle(event, from: id, context: context)
+        channel?.handle(event, on: writer, context: context)
     }
 
     /// What the channel wrote to its pipe so far.
@@ -661,8 +661,8 @@ private final class ChannelRig<C: Codec> {
         let channel = MessageChannel(stream: writer, codec: LineCodec(), onMessage: { _, _, _ in }, onClose: { _, channel, _ in
             channel.send([UInt8]("bye"))
         })
-        let id = try runtime.context.register(writer)
-        channel.handle(.readClosed, from: id, context: runtime.context)
+        try runtime.context.register(writer)
+        channel.handle(.readClosed, on: writer, context: runtime.context)
         var bytes = [UInt8](repeating: 0, count: 16)
         let n = bytes.withUnsafeMutableBytes { Glibc.read(reader.fd.rawValue, $0.baseAddress, $0.count) }
         #expect(n == 4 && Array(bytes[..<4]) == [UInt8]("bye\n"))
@@ -684,7 +684,7 @@ private final class ChannelRig<C: Codec> {
         let rig = try ChannelRig(codec: LineCodec())
         rig.feed([UInt8]("partial"))
         let error = ReactorError("read", .fd(rig.writer.fd.rawValue), errno: .connectionReset)
-        rig.channel!.resourceDisconnected(rig.id, resource: rig.writer, reason: .failed(error), context: rig.context)
+        rig.channel!.resourceDisconnected(rig.writer, reason: .failed(error), context: rig.context)
         #expect(rig.closes.count == 1)
         if case .failed(let reported)? = rig.closes.first { #expect(reported == error) } else { Issue.record("\(rig.closes)") }
         #expect(rig.messages.isEmpty, "a partial line is not a line when the stream fails")
@@ -699,8 +699,8 @@ private final class ChannelRig<C: Codec> {
         // A pipe ends with a plain disconnect: what the peer finished still counts.
         let rig = try ChannelRig(codec: LineCodec())
         rig.feed([UInt8]("x\ny"))
-        _ = rig.context.deregister(rig.id)
-        rig.channel!.resourceDisconnected(rig.id, resource: rig.writer, reason: .closed, context: rig.context)
+        _ = rig.context.deregister(rig.writer)
+        rig.channel!.resourceDisconnected(rig.writer, reason: .closed, context: rig.context)
         #expect(rig.messages.map(text) == ["x", "y"])
         if case .closed? = rig.closes.first {} else { Issue.record("\(rig.closes)") }
     }
@@ -778,7 +778,7 @@ private final class ChannelRig<C: Codec> {
 
     @Test func destroyingTheStreamInOnMessageStopsDelivery() throws {
         let rig = try ChannelRig(codec: LineCodec())
-        rig.onMessage = { [unowned rig] _, channel in _ = rig.context.destroy(channel.id!) }
+        rig.onMessage = { _, channel in channel.stream.close() }
         rig.feed([UInt8]("a\nb\nc\n"))
         #expect(rig.messages.map(text) == ["a"])
     }

@@ -36,7 +36,7 @@ final class EchoLoad: Service {
     private let settings: Settings
     private let message: [UInt8]
     private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-    private var pending: [ResourceID: Connection] = [:]
+    private var streams: [SocketStream] = []
     private var connected = 0
     private var started = 0
     private var measuring = false
@@ -47,9 +47,21 @@ final class EchoLoad: Service {
     /// Called when measuring starts and when it ends (to read the server's CPU time).
     var onMeasure: (Bool) -> Void = { _ in }
 
-    private final class Connection {
+    /// One connection's state, and its handler: it is handed its stream.
+    fileprivate final class Connection: ResourceHandler {
+        unowned let load: EchoLoad
         var received = 0
         var sentAt: UInt64 = 0
+
+        init(load: EchoLoad) { self.load = load }
+
+        func handle(_ event: ResourceEvent, on stream: SocketStream, context: Context) {
+            load.handle(event, of: self, on: stream, context: context)
+        }
+
+        func resourceDisconnected(_ stream: SocketStream, reason: DisconnectReason, context: Context) {
+            load.fail("a connection ended: \(reason)", context)
+        }
     }
 
     init(settings: Settings) {
@@ -67,7 +79,9 @@ final class EchoLoad: Service {
             started += 1
             do throws(ReactorError) {
                 let stream = try SocketStream.connect(to: .loopback(port: settings.port), timeout: .seconds(20))
-                pending[try context.register(stream)] = Connection()
+                stream.handler = Connection(load: self)
+                try context.register(stream)
+                streams.append(stream)
             } catch {
                 fail("connect: \(error)", context)
                 return
@@ -75,8 +89,10 @@ final class EchoLoad: Service {
         }
     }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
-        guard let connection = pending[id], let stream = context.resource(id, as: SocketStream.self) else { return }
+    /// Nothing but the connections registers here, and they have handlers.
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {}
+
+    fileprivate func handle(_ event: ResourceEvent, of connection: Connection, on stream: SocketStream, context: Context) {
         switch event {
         case .connected:
             connected += 1
@@ -99,10 +115,6 @@ final class EchoLoad: Service {
         default:
             break
         }
-    }
-
-    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
-        fail("a connection ended: \(reason)", context)
     }
 
     func timerFired(_ timer: TimerID, context: Context) {
@@ -131,14 +143,14 @@ final class EchoLoad: Service {
         message.withUnsafeBytes { _ = stream.write($0) }
     }
 
-    private func fail(_ why: String, _ context: Context) {
+    fileprivate func fail(_ why: String, _ context: Context) {
         if failure == nil { failure = why }
         finish(context)
     }
 
     private func finish(_ context: Context) {
-        for id in Array(pending.keys) { context.destroy(id) }
-        pending.removeAll()
+        for stream in streams { stream.handler = nil; stream.close() }
+        streams.removeAll()
         context.stop()
     }
 

@@ -52,7 +52,7 @@ final class TimerFlood: Service {
         armSeconds = seconds(ContinuousClock.now - start)
     }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {}
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {}
 
     func timerFired(_ timer: TimerID, context: Context) {
         fired += 1

@@ -27,7 +27,7 @@ final class PingService: Service {
     let reply: Int32
     init(reply: Int32) { self.reply = reply }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {}
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {}
 
     func handle(command: UInt64, context: Context) {
         var one: UInt64 = 1
@@ -57,8 +57,7 @@ final class WindowService: Service {
         self.length = length
     }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {}
-
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {}
     func runtimeStarted(context: Context) {
         startedAt = context.now
     }

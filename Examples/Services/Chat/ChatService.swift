@@ -67,7 +67,7 @@ public final class ChatService: Service {
     /// Lines skipped for slow members so far, over all members (for tests and stats).
     public private(set) var skippedLines = 0
 
-    public func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    public func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
         switch event {
         case .accepted(let stream):
             join(stream, context: context)

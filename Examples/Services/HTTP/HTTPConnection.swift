@@ -65,7 +65,7 @@ final class HTTPConnection: ResourceHandler {
 
     // MARK: Events
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    func handle(_ event: ResourceEvent, on stream: SocketStream, context: Context) {
         switch event {
         case .received(let bytes):
             received(bytes.buffer, context: context)
@@ -82,7 +82,7 @@ final class HTTPConnection: ResourceHandler {
         }
     }
 
-    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
+    func resourceDisconnected(_ stream: SocketStream, reason: DisconnectReason, context: Context) {
         service.forget(self)
     }
 

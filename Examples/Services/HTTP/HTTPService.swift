@@ -60,7 +60,7 @@ public final class HTTPService: Service {
     }
 
     /// The listener's events: each accepted connection gets its ``HTTPConnection``.
-    public func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    public func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
         // Connections have their own handlers: only the listener reports here.
         switch event {
         case .accepted(let stream):
@@ -80,8 +80,8 @@ public final class HTTPService: Service {
 
     /// Only the listener reports here (connections report to their handlers):
     /// it failed, and this runtime accepts no more connections.
-    public func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
-        context.logger.error("http: listener \(id) ended: \(reason)")
+    public func resourceDisconnected(_ resource: Resource, reason: DisconnectReason, context: Context) {
+        context.logger.error("http: listener \(resource.id.map { "\($0)" } ?? "") ended: \(reason)")
     }
 
     /// The ticker: a new `Date` if the second changed, and the deadline sweep.

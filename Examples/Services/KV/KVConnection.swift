@@ -57,7 +57,7 @@ final class KVConnection: ResourceHandler {
     /// True once QUIT or a protocol error started the close.
     var isClosing: Bool { state.pointee.closingSince != nil }
 
-    func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    func handle(_ event: ResourceEvent, on stream: SocketStream, context: Context) {
         switch event {
         case .received(let bytes):
             received(bytes.buffer, context: context)
@@ -70,7 +70,7 @@ final class KVConnection: ResourceHandler {
         }
     }
 
-    func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
+    func resourceDisconnected(_ stream: SocketStream, reason: DisconnectReason, context: Context) {
         service.forget(self)
     }
 

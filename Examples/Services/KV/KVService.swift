@@ -61,7 +61,7 @@ public final class KVService: Service {
     }
 
     /// The listener's events (connections report to their own handlers).
-    public func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    public func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
         switch event {
         case .accepted(let stream):
             let connection = KVConnection(service: self, stream: stream, clientID: database.makeClientID(), now: context.now)
@@ -81,8 +81,8 @@ public final class KVService: Service {
     }
 
     /// Only the listener reports here: it failed, and this runtime accepts no more connections.
-    public func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
-        context.logger.error("kv: listener \(id) ended: \(reason)")
+    public func resourceDisconnected(_ resource: Resource, reason: DisconnectReason, context: Context) {
+        context.logger.error("kv: listener \(resource.id.map { "\($0)" } ?? "") ended: \(reason)")
     }
 
     /// The active expiry cycle (disarmed once no key has a deadline) or the

@@ -39,7 +39,7 @@ public final class ProxyService: Service {
         self.configuration = configuration
     }
 
-    public func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
+    public func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
         switch event {
         case .accepted(let client):
             clientsAccepted += 1
@@ -54,17 +54,15 @@ public final class ProxyService: Service {
     }
 
     private func forward(_ client: SocketStream, context: Context) {
-        guard let clientID = client.id else { return }
         do throws(ReactorError) {
             let upstream = try SocketStream.connect(to: configuration.upstream, timeout: configuration.connectTimeout,
                                                     options: configuration.streamOptions)
-            let upstreamID = try context.register(upstream)
-            let connection = ProxyConnection(client: clientID, upstream: upstreamID)
-            client.handler = connection
-            upstream.handler = connection
+            _ = ProxyConnection(client: client, upstream: upstream)  // the legs hold it
+            try context.register(upstream)
         } catch {
             upstreamFailures += 1
-            context.logger.warning("client \(clientID) refused: upstream unreachable: \(error)")
+            context.logger.warning("client \(client.id.map { "\($0)" } ?? "") refused: upstream unreachable: \(error)")
+            client.handler = nil
             client.abort()
         }
     }

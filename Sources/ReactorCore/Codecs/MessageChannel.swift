@@ -39,13 +39,16 @@
 /// the stream, a reference cycle by design: for an accepted connection the
 /// stream's handler is the only thing keeping the channel alive. The channel
 /// breaks the cycle (clears `stream.handler`) on each of the endings above,
-/// once the stream is gone or its last bytes are written. Destroying the
-/// stream behind the channel's back — `context.destroy(channel.id)`, or a
-/// runtime shutting down with the connection still open — bypasses the
-/// channel and leaks both objects: end channels with ``close(flush:)``.
+/// once the stream is gone or its last bytes are written; the runtime breaks
+/// it too when it closes a stream some other way (``Resource/close()`` on
+/// the stream, or a shutdown with the connection still open), so nothing
+/// leaks — but only ``close(flush:)`` runs `onClose`.
 ///
 /// All of it runs on the runtime's thread, like every handler.
 public final class MessageChannel<C: Codec>: ResourceHandler {
+    /// A channel is given its stream, typed.
+    public typealias Subject = StreamResource
+
     /// The stream the channel reads from and writes to.
     public let stream: StreamResource
     /// The codec, with whatever per-connection state it keeps.
@@ -69,8 +72,6 @@ public final class MessageChannel<C: Codec>: ResourceHandler {
     /// False once the channel, or its user, is done with incoming messages;
     /// delivery loops stop there even if decoded messages remain.
     private var wantsMessages = true
-    /// The id the stream had, kept for `onClose` after the runtime has cleared the stream's.
-    private var knownID: ResourceID?
 
     private enum State {
         /// Reading and writing.
@@ -94,13 +95,12 @@ public final class MessageChannel<C: Codec>: ResourceHandler {
         self.codec = codec
         self.onMessage = onMessage
         self.onClose = onClose
-        knownID = stream.id
         stream.handler = self
     }
 
     /// The stream's id: set once it is registered, and still answered after
     /// the stream has ended (in `onClose`, say).
-    public var id: ResourceID? { stream.id ?? knownID }
+    public var id: ResourceID? { stream.id }
 
     /// True until the channel starts closing: messages can be sent and will be received.
     public var isOpen: Bool { state == .open }
@@ -163,8 +163,8 @@ public final class MessageChannel<C: Codec>: ResourceHandler {
     // MARK: ResourceHandler
 
     /// Decodes received bytes into messages and follows the stream's life; see the type's documentation.
-    public func handle(_ event: ResourceEvent, from id: ResourceID, context: Context) {
-        knownID = id
+    public func handle(_ event: ResourceEvent, on stream: StreamResource, context: Context) {
+        guard let id = stream.id else { return }
         switch event {
         case .received(let bytes):
             received(bytes.buffer, from: id, context: context)
@@ -181,8 +181,8 @@ public final class MessageChannel<C: Codec>: ResourceHandler {
 
     /// The stream ended on its own: reports it through `onClose` (unless the
     /// channel had already ended) and breaks the reference cycle.
-    public func resourceDisconnected(_ id: ResourceID, resource: Resource, reason: DisconnectReason, context: Context) {
-        knownID = id
+    public func resourceDisconnected(_ stream: StreamResource, reason: DisconnectReason, context: Context) {
+        guard let id = stream.id else { return }
         let wasOpen = state == .open
         state = .closed
         var reason = reason
@@ -209,8 +209,8 @@ public final class MessageChannel<C: Codec>: ResourceHandler {
         }
         // The view into the runtime's read buffer must not outlive this callback, however it ends.
         defer { keepLeftover() }
-        // `stream.id == id`: onMessage may have destroyed the stream behind the channel's back.
-        while wantsMessages, stream.id == id {
+        // `isRegistered`: onMessage may have closed the stream behind the channel's back.
+        while wantsMessages, stream.isRegistered, stream.id == id {
             let message: C.Inbound?
             do {
                 // The access to `inbound` ends before `onMessage` runs, which may touch the channel.
@@ -305,7 +305,7 @@ public final class MessageChannel<C: Codec>: ResourceHandler {
             guard state != .closed else { return }
             state = .closed
             inbound.removeAll()
-            if let id = stream.id { context.destroy(id) }
+            stream.close()
             detach()
         }
     }

@@ -17,26 +17,58 @@ open class Resource {
     /// The descriptor this resource owns. It is closed exactly once: by the
     /// runtime after destruction, or by `deinit` if never registered.
     public let fd: FileDescriptor
-    /// The id given at registration; nil before registration and after removal.
+    /// The id given at its latest registration; nil before the first. It
+    /// stays set after the resource is removed (ids are never reused, so a
+    /// stale id finds nothing), so a disconnect handler can still say which
+    /// connection it was.
     public internal(set) var id: ResourceID?
     /// What this resource wants to hear about. Change it with ``setInterest(_:)``.
     public internal(set) var interest: Interest
+    /// The interest the poller holds for it; differs from ``interest`` while
+    /// a change waits to be applied before the next wait.
+    @usableFromInline var registeredInterest: Interest = .none
+    /// True while this resource is in its runtime's list of interest changes.
+    @usableFromInline var interestChangePending = false
     /// The runtime state this resource is registered with.
-    unowned(unsafe) var owner: Context?
+    @usableFromInline unowned(unsafe) var owner: Context?
     /// Set once the descriptor is closed.
     public private(set) var isClosed = false
-    /// Bytes this resource has read and written (streams and datagram
-    /// sockets count them; for introspection such as an HTTP `/stats` page).
+    /// Bytes this resource has read (streams and datagram sockets count
+    /// them; for introspection such as an HTTP `/stats` page).
     public internal(set) var bytesIn: UInt64 = 0
+    /// Bytes this resource has written.
     public internal(set) var bytesOut: UInt64 = 0
-    /// Set when the resource was destroyed or ended: its descriptor closes
+    /// Set when the resource was closed or ended: its descriptor closes
     /// after the current batch, and nothing more may be written to it.
     public internal(set) var isClosing = false
+    /// Where this resource's events go: its handler, typed (see ``handler``).
+    @usableFromInline var route: HandlerRoute?
+
     /// Who hears this resource's events and its disconnect: this handler when
     /// set, the runtime's ``Service`` otherwise. Lets one runtime serve many
     /// protocols, each connection talking to its own handler. A listener
-    /// passes its handler on to the connections it accepts (see ``SocketListener``).
-    public var handler: (any ResourceHandler)?
+    /// passes its handler on to the connections it accepts (see
+    /// ``SocketListener/connectionHandler``).
+    ///
+    /// The handler's ``ResourceHandler/Subject`` must be this resource's
+    /// type or a superclass of it: the handler is then given the resource
+    /// already typed. Setting a handler of another subject is a programming
+    /// error and stops the process with a message naming both types.
+    public var handler: (any ResourceHandler)? {
+        get { route?.handler }
+        set {
+            guard let newValue else { route = nil; return }
+            guard let route = HandlerRoute.make(newValue, for: self) else {
+                preconditionFailure("\(type(of: newValue)) handles \(Self.subjectName(of: newValue)), not \(type(of: self))")
+            }
+            self.route = route
+        }
+    }
+
+    private static func subjectName(of handler: any ResourceHandler) -> String {
+        func name<H: ResourceHandler>(_ handler: H) -> String { "\(H.Subject.self)" }
+        return name(handler)
+    }
 
     /// Adopts `fd`; the resource will close it.
     public init(fd: FileDescriptor, interest: Interest) {
@@ -92,20 +124,38 @@ open class Resource {
         return .active
     }
 
-    /// Changes what this resource wants to hear about. Takes effect at once
-    /// when registered; a failure (the descriptor was closed behind the
-    /// runtime's back, say) ends the resource with that error.
-    public final func setInterest(_ newInterest: Interest) {
+    /// Changes what this resource wants to hear about: the way to drive a
+    /// raw descriptor (``Resource(fd:interest:)``) or a resource subclass of
+    /// your own. Streams manage their interest themselves — reading through
+    /// ``StreamResource/setReading(_:)``, writing by their write queue — and
+    /// take only the `.read` part of `newInterest` as `setReading`.
+    ///
+    /// The change reaches the poller before the runtime next waits (so a
+    /// stream that turns write interest on and off within one turn costs no
+    /// system call); events already reported in this batch are still
+    /// delivered. A failure (the descriptor was closed behind the runtime's
+    /// back, say) ends the resource with that error.
+    open func setInterest(_ newInterest: Interest) {
+        applyInterest(newInterest)
+    }
+
+    /// Records a new interest and queues it for the poller.
+    final func applyInterest(_ newInterest: Interest) {
         guard newInterest != interest else { return }
         interest = newInterest
         owner?.interestChanged(self)
     }
 
-    /// Closes the resource: a registered one is destroyed (no more events;
-    /// its descriptor closes after the current batch), an unregistered one
-    /// closes its descriptor at once. Safe to call more than once.
+    /// Closes the resource: the one way to end it from a handler. A
+    /// registered resource gets no more events, and its descriptor closes
+    /// after the current batch (so a reused descriptor number never meets a
+    /// stale event); its handler hears no disconnect, since it asked. An
+    /// unregistered one closes its descriptor at once. Safe to call more
+    /// than once. Streams also offer ``StreamResource/closeWhenFlushed(within:)``
+    /// (after queued output) and ``SocketStream/abort()`` (a reset).
     public final func close() {
-        if let id, let owner { owner.destroy(id) } else { closeDescriptor() }
+        guard !isClosing else { return }  // closed already; its descriptor closes after the batch
+        if let owner, isRegistered { owner.destroy(self) } else { closeDescriptor() }
     }
 
     /// Closes the descriptor (once). The runtime calls this after the batch in
@@ -157,6 +207,7 @@ public enum ResourceEvent {
 
 /// Whether a resource lives on after handling readiness.
 public enum ResourceStatus {
+    /// It carries on.
     case active
     /// The peer closed the connection, or the descriptor hung up.
     case closed
@@ -171,6 +222,7 @@ public enum DisconnectReason: Sendable, CustomStringConvertible {
     /// An I/O error ended the resource.
     case failed(ReactorError)
 
+    /// `closed by peer`, or `failed: ` and the error.
     public var description: String {
         switch self {
         case .closed: return "closed by peer"
@@ -182,10 +234,15 @@ public enum DisconnectReason: Sendable, CustomStringConvertible {
 /// Bytes just read, viewed in place in the runtime's read buffer. Valid only
 /// for the duration of the callback that received it; `Array(bytes)` copies.
 public struct ReceivedBytes: RandomAccessCollection {
+    /// The bytes, in place in the read buffer.
     public let buffer: UnsafeRawBufferPointer
+    /// Views `buffer`; it must stay valid while the view is used.
     @inlinable public init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
+    /// Always 0.
     @inlinable public var startIndex: Int { 0 }
+    /// The number of bytes.
     @inlinable public var endIndex: Int { buffer.count }
+    /// The byte at `position`.
     @inlinable public subscript(position: Int) -> UInt8 { buffer[position] }
     /// Calls `body` with the raw bytes, without copying.
     @inlinable public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {

@@ -394,7 +394,7 @@ public final class DatagramSocket: Resource {
                 wanted.insert(.write)
             }
         }
-        setInterest(wanted)
+        applyInterest(wanted)
     }
 
     /// Starts sending datagrams queued before registration.

@@ -11,9 +11,10 @@ import Glibc
 ///
 /// **Inheritance** (DReactor's Dispatcher): each accepted connection gets
 /// ``connectionOptions`` and the handler ``connectionHandler`` makes for it —
-/// or, when that is nil, the listener's own ``Resource/handler`` (nil: the
-/// Service). Override per connection by changing the stream in the
-/// `.accepted` callback.
+/// or, when that is nil, the listener's own ``Resource/handler`` if that
+/// handler takes streams (its ``ResourceHandler/Subject`` is ``Resource``),
+/// the runtime's Service otherwise. Override per connection by changing the
+/// stream in the `.accepted` callback.
 ///
 /// **Out of descriptors** (EMFILE / ENFILE): the listener stops watching for
 /// connections, reports ``ResourceEvent/acceptPaused(_:)``, and retries
@@ -25,13 +26,11 @@ public final class SocketListener: Resource {
     public let localAddress: SocketAddress
     /// Applied to every accepted connection.
     public var connectionOptions: StreamOptions
-    /// Makes the handler of each accepted connection; nil passes on this
-    /// listener's own ``Resource/handler``.
+    /// Makes the handler of each accepted connection (it may hand every
+    /// connection the same stateless handler); nil passes on this
+    /// listener's own ``Resource/handler`` where it fits (see the type's
+    /// documentation).
     public var connectionHandler: ((SocketStream) -> (any ResourceHandler)?)?
-    /// Whether accepted connections are registered with the runtime before
-    /// `.accepted` is reported (the default). When false the Service gets an
-    /// unregistered stream to register, hand over, or drop.
-    public var registersConnections = true
 
     /// True while accepting is paused for lack of descriptors.
     public private(set) var isPaused = false
@@ -78,18 +77,15 @@ public final class SocketListener: Resource {
         super.init(fd: fd, interest: .read)
     }
 
-    /// Binds and listens on TCP `address` (the pre-Unix spelling).
-    public convenience init(bindingTo address: SocketAddress, backlog: Int32) throws(ReactorError) {
-        try self.init(bindingTo: address, options: ListenerOptions(backlog: backlog))
-    }
-
     deinit {
         // A Unix listener's socket file outlives the socket: remove it, as the process that made it.
         if let path = unixPathToRemove { unlink(path) }
     }
 
+    /// `tcp-listener` or `unix-listener`.
     public override var kind: String { localAddress.isUnix ? "unix-listener" : "tcp-listener" }
 
+    /// Accepts every pending connection, reporting each as `.accepted`.
     public override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         guard readiness.contains(.readable) else { return super.handle(readiness, in: context, emit: emit) }
         while isRegistered {
@@ -120,22 +116,24 @@ public final class SocketListener: Resource {
 
     private func accepted(_ fd: FileDescriptor, in context: Context, emit: (ResourceEvent) -> Void) {
         let stream = SocketStream(accepted: fd, family: localAddress.family, options: connectionOptions)
-        stream.handler = connectionHandler.map { $0(stream) } ?? handler
-        if registersConnections {
-            do {
-                try context.register(stream)
-            } catch {
-                // The stream closes its descriptor when dropped; the listener carries on.
-                context.logger.warning("accepted connection not registered: \(error)")
-                return
-            }
+        if let connectionHandler {
+            stream.handler = connectionHandler(stream)
+        } else if let route, route.accepts(stream) {
+            stream.route = route
+        }
+        do {
+            try context.register(stream)
+        } catch {
+            // The stream closes its descriptor when dropped; the listener carries on.
+            context.logger.warning("accepted connection not registered: \(error)")
+            return
         }
         emit(.accepted(stream))
     }
 
     private func pause(_ error: ReactorError, in context: Context, emit: (ResourceEvent) -> Void) {
         retryDelay = retryDelay == .zero ? .milliseconds(10) : min(retryDelay * 2, .seconds(1))
-        setInterest(.none)
+        applyInterest(.none)
         retryTimer = context.schedule(after: retryDelay, for: self)
         if !isPaused {
             isPaused = true
@@ -145,10 +143,11 @@ public final class SocketListener: Resource {
         }
     }
 
+    /// Resumes watching for connections when the back-off timer fires.
     public override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         guard timer == retryTimer else { return super.timerFired(timer, in: context, emit: emit) }
         retryTimer = nil
-        setInterest(.read)  // level-triggered: pending connections report at once
+        applyInterest(.read)  // level-triggered: pending connections report at once
         return .active
     }
 
@@ -169,8 +168,3 @@ public final class SocketListener: Resource {
         guard unlink(path) == 0 else { throw ReactorError.lastErrno("unlink stale socket", .named(path)) }
     }
 }
-
-/// A TCP listener: a ``SocketListener`` bound to an IPv4 or IPv6 address.
-public typealias TCPListener = SocketListener
-/// A Unix domain socket listener: a ``SocketListener`` bound to a path or abstract name.
-public typealias UnixListener = SocketListener

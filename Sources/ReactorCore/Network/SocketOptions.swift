@@ -44,12 +44,20 @@ public struct StreamOptions: Sendable {
     /// Queued bytes at or below which a stream that went above the high
     /// watermark reports ``ResourceEvent/writableAgain``.
     public var lowWatermark = 256 << 10
-    /// `SO_SNDBUF` / `SO_RCVBUF`, when set; the kernel's defaults otherwise.
+    /// `SO_SNDBUF`, when set; the kernel's default otherwise.
     public var sendBufferSize: Int?
+    /// `SO_RCVBUF`, when set; the kernel's default otherwise.
     public var receiveBufferSize: Int?
+    /// Whether the peer's end of file leaves the stream open for writing
+    /// (a half-closed connection the handler finishes and closes), rather
+    /// than closing it once its queue is written (the default). See
+    /// ``StreamResource/allowsRemoteHalfClosure``.
+    public var allowRemoteHalfClosure = false
 
+    /// Options with the given values; every one has a default.
     public init(noDelay: Bool = true, keepAlive: KeepAlive? = nil, highWatermark: Int = 1 << 20, lowWatermark: Int = 256 << 10,
-                sendBufferSize: Int? = nil, receiveBufferSize: Int? = nil) {
+                sendBufferSize: Int? = nil, receiveBufferSize: Int? = nil, allowRemoteHalfClosure: Bool = false) {
+        self.allowRemoteHalfClosure = allowRemoteHalfClosure
         self.noDelay = noDelay
         self.keepAlive = keepAlive
         self.highWatermark = highWatermark

@@ -9,10 +9,17 @@ import Glibc
 /// ``SocketListener`` or opened with ``connect(to:timeout:options:)``.
 ///
 /// Reads report ``ResourceEvent/received(_:)``. The peer's end of file
-/// reports ``ResourceEvent/readClosed`` and leaves this side's write half
-/// open (half-close); a reset or other error ends the stream with that error
+/// reports ``ResourceEvent/readClosed`` and then closes the stream once its
+/// queue is written — unless ``StreamOptions/allowRemoteHalfClosure`` keeps
+/// this side's write half open (half-close) for the handler to finish and
+/// close. A reset or other error ends the stream with that error
 /// (`read(fd 9): ECONNRESET (Connection reset by peer)`). Writes queue what
 /// the kernel does not take (see ``StreamResource``).
+///
+/// Every ending can be asked for while a connect is still in progress:
+/// ``shutdownWrite()`` takes effect once the connection completes (after
+/// bytes queued meanwhile), ``StreamResource/closeWhenFlushed(within:)``
+/// likewise, ``Resource/close()`` and ``abort()`` at once.
 public final class SocketStream: StreamResource {
     /// Where this stream connects to (set for outgoing connections; for
     /// accepted ones, see ``peerAddress()``).
@@ -45,6 +52,7 @@ public final class SocketStream: StreamResource {
         Syscall.apply(options, to: fd, family: family)
         highWatermark = options.highWatermark
         lowWatermark = options.lowWatermark
+        allowsRemoteHalfClosure = options.allowRemoteHalfClosure
     }
 
     public override var kind: String { family == AF_UNIX ? "unix-stream" : "tcp-stream" }
@@ -78,7 +86,8 @@ public final class SocketStream: StreamResource {
 
     /// Shuts down the write side (the peer reads end of file) once queued
     /// output is sent: at once when nothing is queued, otherwise when the
-    /// queue drains, so no queued byte is lost to the half-close.
+    /// queue drains, so no queued byte is lost to the half-close; on a stream
+    /// still connecting, once the connection completes.
     public func shutdownWrite() {
         if outbound.isEmpty && !awaitingWritability {
             _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_WR))
@@ -131,6 +140,12 @@ public final class SocketStream: StreamResource {
             emit(.connected)
             guard isRegistered else { return .active }
             updateInterest()
+            // Endings asked for while connecting with nothing queued act now;
+            // with bytes queued, they act when the flush below drains them.
+            if outbound.isEmpty {
+                if closeAfterFlush { close(); return .active }
+                outputDrained()
+            }
             // Bytes written while connecting go out now.
             return super.handle(readiness.intersection(.writable), in: context, emit: emit)
         }
@@ -143,17 +158,15 @@ public final class SocketStream: StreamResource {
         _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_WR))
     }
 
+    /// End of file: reports ``ResourceEvent/readClosed``; then the stream
+    /// closes once flushed, unless it allows half-closure.
     public override func readEndOfFile(_ readiness: Readiness, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         setReading(false)
         emit(.readClosed)
+        guard isRegistered else { return .active }
         // Hangup: both directions are shut (this side half-closed earlier, or
         // cannot write any more), so after end of file the stream is done.
-        if readiness.contains(.hangup) && outbound.isEmpty && isRegistered { return .closed }
-        return .active
+        if readiness.contains(.hangup) && outbound.isEmpty { return .closed }
+        return allowsRemoteHalfClosure ? .active : endAtEndOfFile()
     }
 }
-
-/// A TCP connection: a ``SocketStream`` over IPv4 or IPv6.
-public typealias TCPStream = SocketStream
-/// A Unix domain stream connection.
-public typealias UnixStream = SocketStream

@@ -17,6 +17,14 @@ import SystemPackage
 /// ``ResourceEvent/writableAgain``. Queued bytes are never dropped silently:
 /// a write error ends the stream with that error, and a graceful shutdown
 /// waits for them.
+///
+/// **End of file** closes the stream by default, once what is queued has
+/// been written: the handler hears ``ResourceEvent/readClosed`` (and may
+/// still write a last reply), then ``ResourceHandler/resourceDisconnected(_:reason:context:)``
+/// with `.closed`, so a handler that ignores the end of a connection never
+/// leaks it. A socket stream opts in to half-closure with
+/// ``allowsRemoteHalfClosure`` (SwiftNIO's `allowRemoteHalfClosure`): it then
+/// stays open for writing after `.readClosed` until its handler closes it.
 open class StreamResource: Resource {
     var outbound = OutboundQueue()
     /// Whether the Service wants reads; kept apart from write interest, which
@@ -24,6 +32,14 @@ open class StreamResource: Resource {
     public private(set) var isReading = true
     /// Close once the queue drains (set by ``closeWhenFlushed()``).
     var closeAfterFlush = false
+    /// End (with a disconnect notice) once the queue drains: the peer's end
+    /// of file on a stream that does not allow half-closure.
+    var endAfterFlush = false
+    /// Whether the peer's end of file leaves this stream open for writing
+    /// (true) or closes it once its queue drains (false, the default). For
+    /// sockets it comes from ``StreamOptions/allowRemoteHalfClosure``; a
+    /// pipe has no write side to keep and always ends.
+    public var allowsRemoteHalfClosure = false
     /// True while writes must queue without trying the descriptor (a TCP
     /// connect in progress); the stream then keeps write interest.
     var awaitingWritability = false
@@ -43,6 +59,7 @@ open class StreamResource: Resource {
     /// to ``lowWatermark``: the producer should pause (back-pressure).
     public private(set) var isAboveHighWatermark = false
 
+    /// Adopts `fd` (non-blocking) as a stream, reading from the start unless `reading` is false.
     public init(fd: FileDescriptor, reading: Bool = true) {
         isReading = reading
         super.init(fd: fd, interest: reading ? .read : .none)
@@ -87,6 +104,14 @@ open class StreamResource: Resource {
         return false
     }
 
+    /// Writes bytes just received (echoing or forwarding them) straight from
+    /// the read buffer: nothing is copied unless the kernel does not take it
+    /// all, and then only the rest, into the queue.
+    @discardableResult @inlinable
+    public func write(_ bytes: ReceivedBytes) -> Bool {
+        write(bytes.buffer)
+    }
+
     /// Writes the bytes of an array or string's UTF-8 view (see ``write(_:)-(UnsafeRawBufferPointer)``).
     @discardableResult
     public func write<Bytes: Sequence>(_ bytes: Bytes) -> Bool where Bytes.Element == UInt8 {
@@ -95,11 +120,14 @@ open class StreamResource: Resource {
     }
 
     /// Runs `callback` on the runtime's thread once every byte written
-    /// before this call has reached the kernel — at once when nothing is
-    /// queued. It never runs if the stream ends first (its disconnect says why).
+    /// before this call has reached the kernel. When nothing is queued it
+    /// runs right after the current callback returns — never inside it, so
+    /// callbacks never nest (an unregistered stream, which has no loop to
+    /// defer to, runs it at once). With bytes queued, it never runs if the
+    /// stream ends first (its disconnect says why).
     public func whenFlushed(_ callback: @escaping () -> Void) {
         if outbound.isEmpty && !awaitingWritability {
-            callback()
+            if let owner, isRegistered { owner.runAfterCallback(callback) } else { callback() }
         } else {
             outbound.whenWritten(callback)
         }
@@ -112,8 +140,8 @@ open class StreamResource: Resource {
     public func closeWhenFlushed(within deadline: Duration? = nil) {
         closeAfterFlush = true
         setReading(false)
-        if outbound.isEmpty, let id, let owner {
-            owner.destroy(id)
+        if outbound.isEmpty {
+            close()
         } else if let deadline, let owner {
             flushDeadline = owner.schedule(after: deadline, for: self)
         }
@@ -125,19 +153,25 @@ open class StreamResource: Resource {
     open override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         guard timer == flushDeadline else { return super.timerFired(timer, in: context, emit: emit) }
         flushDeadline = nil
-        if let id {
+        if let id, isRegistered {
             context.logger.warning("\(ReactorError("closeWhenFlushed", .resource(id), detail: "the peer did not read within the deadline; \(outbound.byteCount) queued bytes discarded"))")
-            context.destroy(id)
+            close()
         }
         return .active
     }
 
     // MARK: Reading
 
-    /// Turns reading on or off (back-pressure from the Service's side).
+    /// Turns reading on or off (back-pressure from the handler's side).
     public func setReading(_ on: Bool) {
         isReading = on
         updateInterest()
+    }
+
+    /// A stream's interest is its own: this is ``setReading(_:)`` with
+    /// `newInterest.contains(.read)`; write interest follows the write queue.
+    open override func setInterest(_ newInterest: Interest) {
+        setReading(newInterest.contains(.read))
     }
 
     /// Hands bytes back to the stream: they are delivered again, before
@@ -208,11 +242,12 @@ open class StreamResource: Resource {
             writeFailed = true
             return .failed(ReactorError("write", .fd(fd.rawValue), errno: errno))
         case .transferred:
-            if closeAfterFlush, let id {
-                // Same as an immediate closeWhenFlushed: a destroy the Service asked for.
-                context.destroy(id)
+            if closeAfterFlush {
+                // Same as an immediate closeWhenFlushed: a close the handler asked for.
+                close()
                 return .active
             }
+            if endAfterFlush { return .closed }  // the peer's end of file, now that its replies are out
             outputDrained()
             updateInterest()
         case .wouldBlock, .endOfFile:
@@ -228,7 +263,16 @@ open class StreamResource: Resource {
     func updateInterest() {
         var wanted: Interest = isReading ? .read : .none
         if !outbound.isEmpty || awaitingWritability { wanted.insert(.write) }
-        setInterest(wanted)
+        applyInterest(wanted)
+    }
+
+    /// The peer's end of file on a stream that may not stay half-open: done
+    /// now if nothing is queued, otherwise once the queue drains.
+    func endAtEndOfFile() -> ResourceStatus {
+        guard isRegistered else { return .active }  // the handler closed it on `.readClosed`
+        if outbound.isEmpty && !awaitingWritability { return .closed }
+        endAfterFlush = true
+        return .active
     }
 
     /// Called when the write queue has just emptied; subclasses finish

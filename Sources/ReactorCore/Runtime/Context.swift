@@ -2,29 +2,38 @@ import DequeModule
 import Logging
 import SystemPackage
 
-/// The Service's handle on its runtime: create and destroy resources, change
-/// interest, arm timers, stop. The same object is passed to every callback
-/// and is available before `run()` as ``Runtime/context``, so code that sets
-/// things up works the same outside and inside callbacks.
+/// A handler's handle on its runtime: register resources, arm timers,
+/// stop. The same object is passed to every callback and is available
+/// before `run()` as ``Runtime/context``, so code that sets things up works
+/// the same outside and inside callbacks. (Resources are closed, and their
+/// interest changed, on the resources themselves.)
 ///
-/// Requests take effect at once on the poller. Two things are deferred so
-/// that a batch of events stays coherent: the `close()` of a destroyed
-/// resource (after the batch, so a reused descriptor number never meets a
-/// stale event) and notifications to the Service (after the callback that
-/// caused them, so callbacks never nest).
+/// Registration and removal reach the poller at once. Three things are
+/// deferred so that a batch of events stays coherent: interest changes
+/// (applied before the next wait, coalesced), the `close()` of a closed
+/// resource's descriptor (after the batch, so a reused descriptor number
+/// never meets a stale event), and notices to handlers (after the callback
+/// that caused them, so callbacks never nest).
 public final class Context {
     @usableFromInline struct Slot {
         @usableFromInline var resource: Resource?
     }
 
     @usableFromInline enum Notice {
-        case registered(ResourceID)
-        case disconnected(ResourceID, Resource, DisconnectReason)
+        case registered(Resource)
+        case disconnected(Resource, DisconnectReason)
+        /// A callback that must not nest in the one that asked for it
+        /// (``StreamResource/whenFlushed(_:)`` with nothing queued).
+        case deferred(() -> Void)
     }
 
-    /// The poller, seen only through its registration calls: the hot `wait`
-    /// path is the generic Runtime's; these calls are the control path.
+    /// The poller, seen only through its registration calls (a connection's
+    /// start and end): the hot paths — `wait`, and interest changes, which
+    /// queue in ``interestChanges`` — are the generic Runtime's, specialised.
     let registrar: any Poller
+    /// Resources whose interest changed since the runtime last told the
+    /// poller; the runtime applies them before it waits.
+    @usableFromInline var interestChanges: [Resource] = []
 
     @usableFromInline var slots: [Slot] = []
     private var freeSlots: [Int] = []
@@ -57,11 +66,18 @@ public final class Context {
 
     /// What the runtime has done so far.
     public struct Statistics: Sendable {
+        /// Turns of the loop (waits on the poller).
         public var loopTurns: UInt64 = 0
+        /// Readiness events handed to resources.
         public var eventsDispatched: UInt64 = 0
+        /// Events dropped because their resource had gone earlier in the same batch.
         public var staleEventsDropped: UInt64 = 0
+        /// Timers that fired (runtime and resource timers).
         public var timersFired: UInt64 = 0
+        /// Commands and tasks delivered from other threads.
         public var commandsDelivered: UInt64 = 0
+        /// Interest changes handed to the poller (after coalescing within a turn).
+        public var interestUpdates: UInt64 = 0
     }
 
     init(registrar: any Poller, readBufferSize: Int, loopTimeout: Duration?, logger: Logger) {
@@ -111,16 +127,20 @@ public final class Context {
         nextSequence += 1
         slots[slot].resource = resource
         resource.id = id
+        resource.registeredInterest = resource.interest
         // Sound: the owner pointer is cleared in `remove` and in the runtime's
         // teardown, both before this Context can be freed, so it never dangles.
         resource.owner = self
         liveCount += 1
-        notices.append(.registered(id))
+        notices.append(.registered(resource))
         resource.didRegister(in: self)
         return id
     }
 
-    /// The registered resource with this id, or nil if it is gone.
+    /// The registered resource with this id, or nil if it is gone: for code
+    /// that holds ids rather than resources (a task sent from another
+    /// thread through ``Controller/execute(_:)``, say). Handlers are given
+    /// their resource and need no lookup.
     public func resource(_ id: ResourceID) -> Resource? {
         let slot = id.slot
         guard slot < slots.count, let resource = slots[slot].resource, resource.id == id else { return nil }
@@ -132,29 +152,23 @@ public final class Context {
         resource(id) as? R
     }
 
-    /// Destroys a resource: no further events are delivered for it, and its
-    /// descriptor is closed after the current batch. Returns the resource (the
-    /// Service may still read its state), or nil if the id is not live.
-    @discardableResult
-    public func destroy(_ id: ResourceID) -> Resource? {
-        guard let resource = resource(id) else { return nil }
+    /// Ends a resource at its handler's request (``Resource/close()``): no
+    /// further events, descriptor closed after the current batch, no notice.
+    func destroy(_ resource: Resource) {
+        guard resource.owner === self else { return }
         remove(resource)
         resource.isClosing = true
         closing.append(resource)
-        return resource
     }
 
-    /// Removes a resource from the runtime without closing it and hands it
-    /// back, e.g. to register it with another runtime on another thread.
-    public func deregister(_ id: ResourceID) -> Resource? {
-        guard let resource = resource(id) else { return nil }
+    /// Removes `resource` from this runtime without closing it, e.g. to
+    /// register it with another runtime on another thread. Returns false
+    /// when it was not registered here.
+    @discardableResult
+    public func deregister(_ resource: Resource) -> Bool {
+        guard resource.owner === self else { return false }
         remove(resource)
-        return resource
-    }
-
-    /// Changes a resource's interest (the same as `resource.setInterest`).
-    public func setInterest(_ interest: Interest, for id: ResourceID) {
-        resource(id)?.setInterest(interest)
+        return true
     }
 
     /// How many resources are registered.
@@ -165,12 +179,19 @@ public final class Context {
 
     /// A snapshot of one registered resource, for introspection.
     public struct ResourceInfo: Sendable, CustomStringConvertible {
+        /// The resource's id.
         public var id: ResourceID
+        /// Its descriptor number.
         public var fd: Int32
+        /// Its ``Resource/kind``, e.g. `tcp-stream`.
         public var kind: String
+        /// What it is watching for.
         public var interest: Interest
+        /// Bytes it has read.
         public var bytesIn: UInt64
+        /// Bytes it has written.
         public var bytesOut: UInt64
+        /// One line: id, descriptor, kind, interest, bytes in and out.
         public var description: String { "\(id) fd \(fd) \(kind) \(interest) in \(bytesIn) out \(bytesOut)" }
     }
 
@@ -237,7 +258,7 @@ public final class Context {
     /// Takes a resource out of the table and the poller.
     @usableFromInline
     func remove(_ resource: Resource) {
-        guard let id = resource.id, resource.owner != nil else { return }
+        guard let id = resource.id, resource.owner === self else { return }
         do {
             try registrar.deregister(resource.fd)
         } catch {
@@ -246,27 +267,30 @@ public final class Context {
         slots[id.slot].resource = nil
         freeSlots.append(id.slot)
         resource.owner = nil
-        resource.id = nil
         liveCount -= 1
     }
 
     /// Ends a resource because of its own I/O: remove it, schedule the close,
-    /// and queue the hand-back notice for the Service.
+    /// and queue the hand-back notice for its handler.
     @usableFromInline
     func end(_ resource: Resource, reason: DisconnectReason) {
-        guard let id = resource.id else { return }
+        guard resource.owner === self else { return }
         remove(resource)
         resource.isClosing = true
         closing.append(resource)
-        notices.append(.disconnected(id, resource, reason))
+        notices.append(.disconnected(resource, reason))
     }
 
+    /// Runs `callback` after the current callback returns (with the notices).
+    func runAfterCallback(_ callback: @escaping () -> Void) {
+        notices.append(.deferred(callback))
+    }
+
+    /// Queues a resource's new interest for the poller (applied by the runtime before it waits).
     func interestChanged(_ resource: Resource) {
-        do {
-            try registrar.reregister(resource.fd, token: Token(resource.id!.rawValue), interest: resource.interest)
-        } catch {
-            end(resource, reason: .failed(error))
-        }
+        guard !resource.interestChangePending else { return }
+        resource.interestChangePending = true
+        interestChanges.append(resource)
     }
 
     /// Closes the descriptors of resources destroyed in the batch just finished.
@@ -277,7 +301,7 @@ public final class Context {
             resource.closeDescriptor()
             // Its handler has heard everything it will hear (disconnect notices
             // go out before this); dropping it breaks a handler ↔ resource cycle.
-            resource.handler = nil
+            resource.route = nil
         }
         closing.removeAll(keepingCapacity: true)
     }

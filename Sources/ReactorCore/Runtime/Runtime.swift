@@ -10,7 +10,7 @@ import Logging
 ///
 /// ```swift
 /// let runtime = try Runtime<EpollPoller, EchoService>(service: EchoService())
-/// try runtime.context.register(try TCPListener(bindingTo: .loopback(port: 7000)))
+/// try runtime.context.register(try SocketListener(bindingTo: .loopback(port: 7000)))
 /// try runtime.run()                      // on this thread, until shutdown
 /// ```
 ///
@@ -80,6 +80,7 @@ public final class Runtime<P: Poller, S: Service> {
 
         while true {
             context.counters.loopTurns &+= 1
+            applyInterestChanges()
             try poller.wait(timeout: nextTimeout(draining: drainDeadline != nil), into: &events)
             context.currentTime = .now()
             for event in events { dispatch(event) }
@@ -130,14 +131,41 @@ public final class Runtime<P: Poller, S: Service> {
     /// Hands one resource event to the resource's handler, or the Service.
     @inlinable @inline(__always)
     func deliver(_ event: ResourceEvent, from resource: Resource, id: ResourceID) {
-        // The Service may destroy the resource in an earlier emit of this same call.
-        guard resource.id == id else { return }
-        if let handler = resource.handler {
-            handler.handle(event, from: id, context: context)
+        // The handler may close the resource in an earlier emit of this same call.
+        guard resource.owner === context, resource.id == id else { return }
+        if let route = resource.route {
+            route.deliver(event, on: resource, context: context)
         } else {
-            service.handle(event, from: id, context: context)
+            service.handle(event, on: resource, context: context)
         }
         deliverNotices()
+    }
+
+    /// Hands the poller the interest changes of this turn, once per resource
+    /// however often it toggled, skipping those that ended where they began.
+    /// Here in the generic loop, `poller.reregister` is a direct call.
+    @inlinable
+    func applyInterestChanges() {
+        guard !context.interestChanges.isEmpty else { return }
+        var index = 0
+        // Indexing, not iterating: a failure below ends a resource, which may queue notices but no new changes.
+        while index < context.interestChanges.count {
+            let resource = context.interestChanges[index]
+            index += 1
+            resource.interestChangePending = false
+            guard resource.owner === context, let id = resource.id, resource.registeredInterest != resource.interest else { continue }
+            do {
+                try poller.reregister(resource.fd, token: Token(id.rawValue), interest: resource.interest)
+                resource.registeredInterest = resource.interest
+                context.counters.interestUpdates &+= 1
+            } catch {
+                context.end(resource, reason: .failed(error))
+            }
+        }
+        // Cleared before the notices: a disconnect handler's own changes queue for the next turn.
+        context.interestChanges.removeAll(keepingCapacity: true)
+        deliverNotices()
+        context.closeDeferred()
     }
 
     /// Ends a resource whose I/O or timer reported that it is finished.
@@ -163,7 +191,7 @@ public final class Runtime<P: Poller, S: Service> {
 
     @inlinable
     func nextTimeout(draining: Bool) -> Duration? {
-        if !context.notices.isEmpty || !context.redeliveries.isEmpty { return .zero }
+        if !context.notices.isEmpty || !context.redeliveries.isEmpty || !context.interestChanges.isEmpty { return .zero }
         // A stop asked for before this wait (in runtimeStarted, say) is acted
         // on at the end of this turn: do not block waiting for an event first.
         if context.stopRequested && !draining { return .zero }
@@ -216,14 +244,16 @@ public final class Runtime<P: Poller, S: Service> {
     func deliverNotices() {
         while let notice = context.notices.popFirst() {
             switch notice {
-            case .registered(let id):
-                service.resourceRegistered(id, context: context)
-            case .disconnected(let id, let resource, let reason):
-                if let handler = resource.handler {
-                    handler.resourceDisconnected(id, resource: resource, reason: reason, context: context)
+            case .registered(let resource):
+                service.resourceRegistered(resource, context: context)
+            case .disconnected(let resource, let reason):
+                if let route = resource.route {
+                    route.disconnected(resource, reason: reason, context: context)
                 } else {
-                    service.resourceDisconnected(id, resource: resource, reason: reason, context: context)
+                    service.resourceDisconnected(resource, reason: reason, context: context)
                 }
+            case .deferred(let callback):
+                callback()
             }
         }
     }
@@ -240,7 +270,7 @@ public final class Runtime<P: Poller, S: Service> {
             if let resource = slot.resource {
                 context.remove(resource)
                 resource.closeDescriptor()
-                resource.handler = nil  // breaks a handler ↔ resource cycle
+                resource.route = nil  // breaks a handler ↔ resource cycle
             }
         }
         context.closeDeferred()
