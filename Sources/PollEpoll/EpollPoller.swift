@@ -35,8 +35,7 @@ public final class EpollPoller: Poller {
     private static let wakerToken = UInt64.max
 
     public init() throws(ReactorError) {
-        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epfd >= 0 else { throw ReactorError.lastErrno("epoll_create1") }
+        epfd = try Syscall.check("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         do {
             waker = try EventfdWaker()
         } catch {
@@ -47,8 +46,8 @@ public final class EpollPoller: Poller {
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
         event.data.u64 = EpollPoller.wakerToken
-        guard epoll_ctl(epfd, EPOLL_CTL_ADD, waker.fd, &event) == 0 else {
-            let error = ReactorError.lastErrno("epoll_ctl(add waker)", .fd(waker.fd))
+        if case .failure(let errno) = Syscall.run({ epoll_ctl(epfd, EPOLL_CTL_ADD, waker.fd, &event) }) {
+            let error = ReactorError("epoll_ctl(add waker)", .fd(waker.fd), errno: errno)
             _ = Glibc.close(epfd)
             buffer.deallocate()
             throw error
@@ -87,18 +86,29 @@ public final class EpollPoller: Poller {
     public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
         let current = state(of: fd)
         guard current != 0 else { throw ReactorError("deregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory) }
-        registered[Int(fd.rawValue)] = 0
         if current != 1 {
-            try control(EPOLL_CTL_DEL, fd, token: Token(0), interest: .none, operation: "deregister")
+            do {
+                try control(EPOLL_CTL_DEL, fd, token: Token(0), interest: .none, operation: "deregister")
+            } catch {
+                // Contract item 1: a failed call changes nothing — except when
+                // the kernel has already forgotten the descriptor (it was closed
+                // behind our back: EBADF, or ENOENT for a number now reused).
+                // Keeping the entry then would make the next registration of
+                // that number fail with EEXIST.
+                if error.errno == .badFileDescriptor || error.errno == .noSuchFileOrDirectory { registered[Int(fd.rawValue)] = 0 }
+                throw error
+            }
         }
+        registered[Int(fd.rawValue)] = 0
     }
 
     public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
         events.removeAll(keepingCapacity: true)
-        let count = epoll_wait(epfd, buffer.baseAddress, Int32(buffer.count), Duration.pollMilliseconds(timeout))
-        if count < 0 {
-            if Glibc.errno == EINTR { return }
-            throw ReactorError.lastErrno("epoll_wait", .fd(epfd))
+        let count: Int32
+        switch Syscall.run({ epoll_wait(epfd, buffer.baseAddress, Int32(buffer.count), Duration.pollMilliseconds(timeout)) }) {
+        case .success(let ready): count = ready
+        case .failure(.interrupted): return  // contract item 8
+        case .failure(let errno): throw ReactorError("epoll_wait", .fd(epfd), errno: errno)
         }
         for index in 0..<Int(count) {
             let event = buffer[index]
@@ -134,9 +144,7 @@ public final class EpollPoller: Poller {
         if interest.contains(.read) { event.events |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
         if interest.contains(.write) { event.events |= EPOLLOUT.rawValue }
         event.data.u64 = UInt64(UInt32(bitPattern: fd.rawValue))
-        guard epoll_ctl(epfd, op, fd.rawValue, &event) == 0 else {
-            throw ReactorError.lastErrno(operation, .fd(fd.rawValue))
-        }
+        try Syscall.check(operation, .fd(fd.rawValue)) { epoll_ctl(epfd, op, fd.rawValue, &event) }
     }
 
     private func state(of fd: FileDescriptor) -> UInt8 {

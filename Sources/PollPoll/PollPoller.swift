@@ -71,12 +71,16 @@ public final class PollPoller: Poller {
 
     public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
         events.removeAll(keepingCapacity: true)
-        let count = pollfds.withUnsafeMutableBufferPointer { entries in
-            poll(entries.baseAddress, nfds_t(entries.count), Duration.pollMilliseconds(timeout))
+        let result = Syscall.run {
+            pollfds.withUnsafeMutableBufferPointer { entries in
+                poll(entries.baseAddress, nfds_t(entries.count), Duration.pollMilliseconds(timeout))
+            }
         }
-        if count < 0 {
-            if Glibc.errno == EINTR { return }
-            throw ReactorError.lastErrno("poll")
+        let count: Int32
+        switch result {
+        case .success(let ready): count = ready
+        case .failure(.interrupted): return  // contract item 8: an interrupted wait reports nothing
+        case .failure(let errno): throw ReactorError("poll", errno: errno)
         }
         var remaining = Int(count)
         if pollfds[0].revents != 0 {
@@ -143,7 +147,7 @@ public final class PipeWaker: PollerWaker {
 
     init() throws(ReactorError) {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw ReactorError.lastErrno("pipe") }
+        try Syscall.check("pipe") { pipe(&fds) }
         readFD = fds[0]
         writeFD = fds[1]
         do {

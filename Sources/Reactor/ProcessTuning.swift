@@ -12,7 +12,11 @@ public enum ProcessTuning {
     /// inherit it), so a load generator and the server it measures never
     /// share a CPU.
     public static func pin(toCPU cpu: Int32) throws(ReactorError) {
-        guard let directory = opendir("/proc/self/task") else { throw ReactorError.lastErrno("opendir", .named("/proc/self/task")) }
+        let opened = Syscall.run { opendir("/proc/self/task") }
+        guard case .success(let directory) = opened else {
+            if case .failure(let errno) = opened { throw ReactorError("opendir", .named("/proc/self/task"), errno: errno) }
+            return
+        }
         defer { closedir(directory) }
         var pinned = 0
         while let entry = readdir(directory) {
@@ -20,8 +24,8 @@ public enum ProcessTuning {
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
             guard let tid = Int32(name) else { continue }  // "." and ".."
-            if reactor_pin_thread(tid, cpu) != 0 {
-                throw ReactorError.lastErrno("sched_setaffinity", .named("cpu \(cpu)"))
+            if case .failure(let errno) = Syscall.run({ reactor_pin_thread(tid, cpu) }) {
+                throw ReactorError("sched_setaffinity", .named("cpu \(cpu)"), errno: errno)
             }
             pinned += 1
         }
@@ -32,13 +36,13 @@ public enum ProcessTuning {
     /// the error says both numbers when the hard limit is lower.
     public static func ensureDescriptorLimit(_ needed: Int) throws(ReactorError) {
         var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw ReactorError.lastErrno("getrlimit") }
+        try Syscall.check("getrlimit") { getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) }
         guard limit.rlim_cur < rlim_t(needed) else { return }
         guard limit.rlim_max >= rlim_t(needed) else {
             throw ReactorError("setrlimit", .named("RLIMIT_NOFILE"),
                                detail: "needs \(needed) open descriptors; the hard limit (ulimit -Hn) is \(limit.rlim_max)")
         }
         limit.rlim_cur = rlim_t(needed)
-        guard setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw ReactorError.lastErrno("setrlimit") }
+        try Syscall.check("setrlimit") { setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) }
     }
 }

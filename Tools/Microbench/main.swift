@@ -117,8 +117,7 @@ func measure<P: Poller>(_ type: P.Type, settings: Settings) throws -> Sample {
 
 /// Round trips through `Controller.send`: median and 99th percentile, in µs.
 func wakeLatency<P: Poller>(_ type: P.Type, settings: Settings) throws -> (Double, Double) {
-    let reply = eventfd(0, Int32(EFD_CLOEXEC))  // blocking: the sender sleeps in read(2)
-    guard reply >= 0 else { throw ReactorError.lastErrno("eventfd") }
+    let reply = try Syscall.check("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }  // blocking: the sender sleeps in read(2)
     defer { _ = close(reply) }
 
     let controller = try Runtime<P, PingService>.spawn(name: "bench-\(P.name)") { PingService(reply: reply) }
@@ -147,14 +146,17 @@ func awaitReply(_ fd: Int32) throws {
     var value: UInt64 = 0
     while true {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&entry, 1, 5000)
-        if ready == 0 { throw BenchError("no reply from the runtime within 5 s") }
-        if ready < 0 {
-            if errno == EINTR { continue }
-            throw ReactorError.lastErrno("poll", .fd(fd))
+        switch Syscall.run({ poll(&entry, 1, 5000) }) {
+        case .success(0): throw BenchError("no reply from the runtime within 5 s")
+        case .success: break
+        case .failure(.interrupted): continue
+        case .failure(let errno): throw ReactorError("poll", .fd(fd), errno: errno)
         }
-        if read(fd, &value, 8) == 8 { return }
-        if errno != EINTR { throw ReactorError.lastErrno("read", .fd(fd)) }
+        switch Syscall.run({ read(fd, &value, 8) }) {
+        case .success(8): return
+        case .success, .failure(.interrupted): continue
+        case .failure(let errno): throw ReactorError("read", .fd(fd), errno: errno)
+        }
     }
 }
 
@@ -171,12 +173,12 @@ func readyPipeEvents<P: Poller>(_ type: P.Type, settings: Settings) throws -> Do
     let window = try runWindow(P.self, settings: settings, loopTimeout: .milliseconds(10)) { context in
         for _ in 0..<settings.readyPipes {
             var fds: [Int32] = [-1, -1]
-            guard pipe(&fds) == 0 else { throw ReactorError.lastErrno("pipe") }
+            try Syscall.check("pipe") { pipe(&fds) }
             writeEnds.append(fds[1])
             // The resource owns the read end from here on (the runtime closes it).
             let reader = Resource(fd: FileDescriptor(rawValue: fds[0]), interest: .read)
             var byte: UInt8 = 1
-            guard write(fds[1], &byte, 1) == 1 else { throw ReactorError.lastErrno("write", .fd(fds[1])) }
+            try Syscall.check("write", .fd(fds[1])) { write(fds[1], &byte, 1) }
             try context.register(reader)
         }
     }

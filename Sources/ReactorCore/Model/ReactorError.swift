@@ -49,10 +49,6 @@ public struct ReactorError: Error, Sendable, Equatable, CustomStringConvertible 
         self.detail = detail
     }
 
-    /// Builds an error from the calling thread's current `errno`.
-    public static func lastErrno(_ operation: String, _ subject: Subject = .none) -> ReactorError {
-        ReactorError(operation, subject, errno: Errno(rawValue: Glibc.errno))
-    }
 
     public var description: String {
         var text = operation

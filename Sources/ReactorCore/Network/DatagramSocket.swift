@@ -92,11 +92,11 @@ public final class DatagramSocket: Resource {
         let local: SocketAddress
         do throws(ReactorError) {
             if !address.isUnix {
-                if reuseAddress, !Syscall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) {
-                    throw ReactorError.lastErrno("setsockopt(SO_REUSEADDR)", .named("\(address)"))
+                if reuseAddress {
+                    try Syscall.check("setsockopt(SO_REUSEADDR)", .named("\(address)")) { Syscall.setOptionResult(fd, SOL_SOCKET, SO_REUSEADDR, 1) }
                 }
-                if reusePort, !Syscall.setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) {
-                    throw ReactorError.lastErrno("setsockopt(SO_REUSEPORT)", .named("\(address)"))
+                if reusePort {
+                    try Syscall.check("setsockopt(SO_REUSEPORT)", .named("\(address)")) { Syscall.setOptionResult(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
                 }
             }
             try DatagramSocket.bind(fd, to: address)
@@ -129,8 +129,8 @@ public final class DatagramSocket: Resource {
                 try DatagramSocket.bind(fd, to: local)
                 boundPath = local.path
             }
-            while peer.withSockAddr({ Glibc.connect(fd.rawValue, $0, $1) }) != 0 {
-                guard Glibc.errno == EINTR else { throw ReactorError.lastErrno("connect", .named("\(peer)")) }
+            while case .failure(let errno) = Syscall.run({ peer.withSockAddr { Glibc.connect(fd.rawValue, $0, $1) } }) {
+                guard errno == .interrupted else { throw ReactorError("connect", .named("\(peer)"), errno: errno) }
             }
             let localAddress = try DatagramSocket.boundAddress(fd, removingOnFailure: nil)
             return DatagramSocket(fd: fd, family: peer.family, localAddress: localAddress, remoteAddress: peer, unixPath: boundPath)
@@ -156,8 +156,8 @@ public final class DatagramSocket: Resource {
     }
 
     private static func bind(_ fd: FileDescriptor, to address: SocketAddress) throws(ReactorError) {
-        guard address.withSockAddr({ Glibc.bind(fd.rawValue, $0, $1) }) == 0 else {
-            var error = ReactorError.lastErrno("bind", .named("\(address)"))
+        if case .failure(let errno) = Syscall.run({ address.withSockAddr { Glibc.bind(fd.rawValue, $0, $1) } }) {
+            var error = ReactorError("bind", .named("\(address)"), errno: errno)
             if error.errno == .addressInUse {
                 error.detail = address.isUnix
                     ? "a file exists at that path; a datagram socket does not replace it, remove a stale one first"
@@ -310,18 +310,21 @@ public final class DatagramSocket: Resource {
         // Sound: `bytes` is the caller's buffer or a queued copy, valid for
         // this whole call; the kernel copies the datagram before returning.
         while true {
-            let n: Int
-            if let address {
-                n = address.withSockAddr { Glibc.sendto(fd.rawValue, bytes.baseAddress, bytes.count, flags, $0, $1) }
-            } else {
-                n = Glibc.send(fd.rawValue, bytes.baseAddress, bytes.count, flags)
+            let result = Syscall.run {
+                if let address {
+                    return address.withSockAddr { Glibc.sendto(fd.rawValue, bytes.baseAddress, bytes.count, flags, $0, $1) }
+                }
+                return Glibc.send(fd.rawValue, bytes.baseAddress, bytes.count, flags)
             }
-            if n >= 0 {
+            let code: Int32
+            switch result {
+            case .success(let n):
                 // A datagram goes whole or not at all: no partial sends to resume.
                 bytesOut &+= UInt64(n)
                 return .sent
+            case .failure(let errno):
+                code = errno.rawValue
             }
-            let code = Glibc.errno
             switch code {
             case EINTR:
                 continue
@@ -474,12 +477,16 @@ public final class DatagramSocket: Resource {
                     header.msg_iov = vector.baseAddress
                     header.msg_iovlen = 1
                     // MSG_TRUNC: the return value is the datagram's real length even when it did not fit.
-                    let n = recvmsg(fd.rawValue, &header, Int32(MSG_TRUNC))
-                    if n < 0 {
-                        let code = Glibc.errno
-                        if code == EINTR { continue }
-                        if code == EAGAIN || code == EWOULDBLOCK { return .drained }
-                        if let status = receiveFailed(Errno(rawValue: code), in: context) { return .ended(status) }
+                    let n: Int
+                    switch Syscall.run({ recvmsg(fd.rawValue, &header, Int32(MSG_TRUNC)) }) {
+                    case .success(let count):
+                        n = count
+                    case .failure(.interrupted):
+                        continue
+                    case .failure(.resourceTemporarilyUnavailable), .failure(.wouldBlock):
+                        return .drained
+                    case .failure(let errno):
+                        if let status = receiveFailed(errno, in: context) { return .ended(status) }
                         continue
                     }
                     // A Unix sender without a name gives just the family: no

@@ -165,10 +165,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Reads an address with `getsockname` / `getpeername`.
     static func read(_ fd: FileDescriptor, peer: Bool) throws(ReactorError) -> SocketAddress {
-        let (rc, address) = receive { sa, length in
-            Int(peer ? getpeername(fd.rawValue, sa, length) : getsockname(fd.rawValue, sa, length))
+        var failure: Errno?
+        let (_, address) = receive { sa, length in
+            switch Syscall.run({ peer ? getpeername(fd.rawValue, sa, length) : getsockname(fd.rawValue, sa, length) }) {
+            case .success(let rc): return Int(rc)
+            case .failure(let errno): failure = errno; return -1
+            }
         }
-        guard rc == 0 else { throw ReactorError.lastErrno(peer ? "getpeername" : "getsockname", .fd(fd.rawValue)) }
+        if let failure { throw ReactorError(peer ? "getpeername" : "getsockname", .fd(fd.rawValue), errno: failure) }
         return address
     }
 }

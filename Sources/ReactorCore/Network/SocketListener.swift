@@ -47,12 +47,12 @@ public final class SocketListener: Resource {
                 if options.removeStaleSocketFile, let path = address.path { try SocketListener.removeStaleSocket(at: path) }
             } else {
                 if options.reuseAddress { Syscall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) }
-                if options.reusePort, !Syscall.setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) {
-                    throw ReactorError.lastErrno("setsockopt(SO_REUSEPORT)", .named("\(address)"))
+                if options.reusePort {
+                    try Syscall.check("setsockopt(SO_REUSEPORT)", .named("\(address)")) { Syscall.setOptionResult(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
                 }
             }
-            guard address.withSockAddr({ bind(fd.rawValue, $0, $1) }) == 0 else {
-                var error = ReactorError.lastErrno("bind", .named("\(address)"))
+            if case .failure(let errno) = Syscall.run({ address.withSockAddr { bind(fd.rawValue, $0, $1) } }) {
+                var error = ReactorError("bind", .named("\(address)"), errno: errno)
                 if error.errno == .addressInUse {
                     if let path = address.path {
                         var info = stat()
@@ -66,7 +66,7 @@ public final class SocketListener: Resource {
                 }
                 throw error
             }
-            guard listen(fd.rawValue, options.backlog) == 0 else { throw ReactorError.lastErrno("listen", .named("\(address)")) }
+            try Syscall.check("listen", .named("\(address)")) { listen(fd.rawValue, options.backlog) }
             localAddress = try SocketAddress.read(fd, peer: false)
         } catch {
             Syscall.close(fd)
@@ -89,26 +89,24 @@ public final class SocketListener: Resource {
     public override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         guard readiness.contains(.readable) else { return super.handle(readiness, in: context, emit: emit) }
         while isRegistered {
-            let raw = accept4(fd.rawValue, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
-            if raw >= 0 {
+            let result = Syscall.run { accept4(fd.rawValue, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) }
+            switch result {
+            case .success(let raw):
                 if isPaused {
                     isPaused = false
                     retryDelay = .zero
                     emit(.acceptResumed)
                 }
                 accepted(FileDescriptor(rawValue: raw), in: context, emit: emit)
-                continue
-            }
-            switch Glibc.errno {
-            case EAGAIN, EWOULDBLOCK:
+            case .failure(.resourceTemporarilyUnavailable), .failure(.wouldBlock):
                 return .active
-            case EINTR, ECONNABORTED, EPROTO, EPERM:
+            case .failure(.interrupted), .failure(.connectionAbort), .failure(.protocolError), .failure(.notPermitted):
                 continue  // the pending connection vanished (or a firewall refused it); try the next
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                pause(ReactorError.lastErrno("accept", .named("\(localAddress)")), in: context, emit: emit)
+            case .failure(let errno) where [.tooManyOpenFiles, .tooManyOpenFilesInSystem, .noBufferSpace, .noMemory].contains(errno):
+                pause(ReactorError("accept", .named("\(localAddress)"), errno: errno), in: context, emit: emit)
                 return .active
-            default:
-                return .failed(ReactorError.lastErrno("accept", .named("\(localAddress)")))
+            case .failure(let errno):
+                return .failed(ReactorError("accept", .named("\(localAddress)"), errno: errno))
             }
         }
         return .active
@@ -165,6 +163,6 @@ public final class SocketListener: Resource {
         if address.withSockAddr({ Glibc.connect(probe, $0, $1) }) == 0 {
             throw ReactorError("bind", .named(path), errno: .addressInUse, detail: "another process is listening on this socket")
         }
-        guard unlink(path) == 0 else { throw ReactorError.lastErrno("unlink stale socket", .named(path)) }
+        try Syscall.check("unlink stale socket", .named(path)) { unlink(path) }
     }
 }

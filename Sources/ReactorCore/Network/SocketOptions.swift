@@ -82,10 +82,16 @@ public struct StreamOptions: Sendable {
 
 extension Syscall {
     /// `setsockopt` with an `Int32` value.
+    /// Best effort: the options a stream's configuration asks for are hints the kernel may clamp.
     @discardableResult
     static func setOption(_ fd: FileDescriptor, _ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
+        setOptionResult(fd, level, name, value) == 0
+    }
+
+    /// `setsockopt`'s own result, for ``Syscall/check(_:_:_:)`` where a failure matters.
+    static func setOptionResult(_ fd: FileDescriptor, _ level: Int32, _ name: Int32, _ value: Int32) -> Int32 {
         var value = value
-        return setsockopt(fd.rawValue, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0
+        return setsockopt(fd.rawValue, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Applies the options that live in the kernel. TCP-only options are
@@ -105,8 +111,9 @@ extension Syscall {
 
     /// A new non-blocking, close-on-exec socket.
     static func socket(family: Int32, type: Int32, for address: SocketAddress) throws(ReactorError) -> FileDescriptor {
-        let raw = Glibc.socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard raw >= 0 else { throw ReactorError.lastErrno("socket", .named("\(address)")) }
+        let raw = try check("socket", .named("\(address)")) {
+            Glibc.socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
         return FileDescriptor(rawValue: raw)
     }
 }

@@ -66,12 +66,11 @@ public final class SocketStream: StreamResource {
     public static func connect(to address: SocketAddress, timeout: Duration? = nil,
                                options: StreamOptions = StreamOptions()) throws(ReactorError) -> SocketStream {
         let fd = try Syscall.socket(family: address.family, type: Int32(SOCK_STREAM.rawValue), for: address)
-        let rc = address.withSockAddr { Glibc.connect(fd.rawValue, $0, $1) }
+        let result = Syscall.run { address.withSockAddr { Glibc.connect(fd.rawValue, $0, $1) } }
         // EAGAIN: a Unix socket whose listener's backlog is full; it completes like EINPROGRESS.
-        if rc != 0 && Glibc.errno != EINPROGRESS && Glibc.errno != EAGAIN {
-            let error = ReactorError.lastErrno("connect", .named("\(address)"))
+        if case .failure(let errno) = result, errno != .nowInProgress, errno != .resourceTemporarilyUnavailable {
             Syscall.close(fd)
-            throw error
+            throw ReactorError("connect", .named("\(address)"), errno: errno)
         }
         return SocketStream(connecting: fd, to: address, timeout: timeout, options: options)
     }

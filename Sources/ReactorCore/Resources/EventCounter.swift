@@ -10,8 +10,7 @@ import Glibc
 /// last read and resets it.
 public final class EventCounter: Resource {
     public init() throws(ReactorError) {
-        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard fd >= 0 else { throw ReactorError.lastErrno("eventfd") }
+        let fd = try Syscall.check("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
         super.init(fd: FileDescriptor(rawValue: fd), interest: .read)
     }
 
@@ -20,8 +19,8 @@ public final class EventCounter: Resource {
     /// Adds `value` to the counter, making it readable.
     public func signal(_ value: UInt64 = 1) throws(ReactorError) {
         var value = value
-        let n = Glibc.write(fd.rawValue, &value, 8)
-        if n != 8 { throw ReactorError.lastErrno("eventfd write", .fd(fd.rawValue)) }
+        // An eventfd write moves 8 bytes or fails (EAGAIN at the counter's maximum): never a short write.
+        try Syscall.check("eventfd write", .fd(fd.rawValue)) { Glibc.write(fd.rawValue, &value, 8) }
     }
 
     public override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {

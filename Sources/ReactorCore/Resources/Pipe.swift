@@ -36,8 +36,7 @@ public final class PipeEnd: StreamResource {
     }
 
     private static func duplicate(_ fd: Int32, direction: Direction) throws(ReactorError) -> PipeEnd {
-        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)
-        guard copy >= 0 else { throw ReactorError.lastErrno("dup", .fd(fd)) }
+        let copy = try Syscall.check("dup", .fd(fd)) { fcntl(fd, F_DUPFD_CLOEXEC, 3) }
         do {
             return try PipeEnd(adopting: FileDescriptor(rawValue: copy), direction: direction)
         } catch {
@@ -51,7 +50,7 @@ public final class PipeEnd: StreamResource {
         var fds: [Int32] = [-1, -1]
         // pipe2 is _GNU_SOURCE-only in Swift's Glibc module; pipe + fcntl is equivalent
         // here because no other thread of ours forks between the two calls.
-        guard Glibc.pipe(&fds) == 0 else { throw ReactorError.lastErrno("pipe") }
+        try Syscall.check("pipe") { Glibc.pipe(&fds) }
         do {
             let reader = try PipeEnd(adopting: FileDescriptor(rawValue: fds[0]), direction: .reading)
             let writer = try PipeEnd(adopting: FileDescriptor(rawValue: fds[1]), direction: .writing)

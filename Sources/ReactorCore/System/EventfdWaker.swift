@@ -17,8 +17,7 @@ public final class EventfdWaker: PollerWaker {
     private let armed = Atomic<Bool>(false)
 
     public init() throws(ReactorError) {
-        fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard fd >= 0 else { throw ReactorError.lastErrno("eventfd") }
+        fd = try Syscall.check("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
     }
 
     deinit { _ = Glibc.close(fd) }

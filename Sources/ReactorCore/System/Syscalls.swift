@@ -20,37 +20,79 @@ public enum IOResult: Equatable, Sendable {
 
 /// Thin, typed wrappers over the system calls the resources use. Each retries
 /// on `EINTR`, returns `IOResult` instead of reading `errno` at the call site.
+///
+/// **errno discipline** (mio's `syscall!`): every libc call that can fail
+/// goes through ``check(_:_:_:)`` or ``run(_:)``, which read `errno` the
+/// moment the call returns -1 — before an error message is built, since
+/// string interpolation, `inet_ntop` and allocation may all change `errno`.
 public enum Syscall {
+    /// Runs one libc call that reports failure with a negative result and
+    /// `errno`; returns its result, or the `errno` read at once.
     @inlinable
-    static func classify(_ n: Int, eofIsZero: Bool) -> IOResult {
-        if n > 0 { return .transferred(n) }
-        if n == 0 { return eofIsZero ? .endOfFile : .transferred(0) }
-        let code = Glibc.errno
-        if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
-        return .failed(Errno(rawValue: code))
+    public static func run<T: SignedInteger>(_ call: () -> T) -> Result<T, Errno> {
+        let result = call()
+        // Nothing may run between the call and this read: errno is thread-local but any libc call may set it.
+        if result < 0 { return .failure(Errno(rawValue: Glibc.errno)) }
+        return .success(result)
     }
 
+    /// Runs one libc call that reports failure with a null pointer and `errno`
+    /// (`opendir`, say); returns the pointer, or the `errno` read at once.
+    @inlinable
+    public static func run<T>(_ call: () -> T?) -> Result<T, Errno> {
+        guard let result = call() else { return .failure(Errno(rawValue: Glibc.errno)) }
+        return .success(result)
+    }
+
+    /// Runs one libc call; on failure throws a ``ReactorError`` naming
+    /// `operation` and `subject`, with the `errno` read before either is
+    /// evaluated (`subject` is built only on failure).
+    @inlinable @discardableResult
+    public static func check<T: SignedInteger>(_ operation: String, _ subject: @autoclosure () -> ReactorError.Subject = .none,
+                                               _ call: () -> T) throws(ReactorError) -> T {
+        switch run(call) {
+        case .success(let value): return value
+        case .failure(let errno): throw ReactorError(operation, subject(), errno: errno)
+        }
+    }
+
+    /// A transfer's outcome from its byte count (or the errno already read).
+    @inlinable
+    static func classify(_ result: Result<Int, Errno>, eofIsZero: Bool) -> IOResult {
+        switch result {
+        case .success(let n):
+            if n > 0 { return .transferred(n) }
+            return eofIsZero ? .endOfFile : .transferred(0)
+        case .failure(let errno):
+            if errno == .resourceTemporarilyUnavailable || errno == .wouldBlock { return .wouldBlock }
+            return .failed(errno)
+        }
+    }
+
+    /// One non-blocking `read(2)` into `buffer`, retried on `EINTR`.
     public static func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         while true {
-            let n = Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count)
-            if n < 0 && Glibc.errno == EINTR { continue }
-            return classify(n, eofIsZero: true)
+            let result = run { Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count) }
+            if case .failure(.interrupted) = result { continue }
+            return classify(result, eofIsZero: true)
         }
     }
 
+    /// One non-blocking `write(2)` of `buffer`, retried on `EINTR`; a short write is `.transferred(n)`.
     public static func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) -> IOResult {
         while true {
-            let n = Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count)
-            if n < 0 && Glibc.errno == EINTR { continue }
-            return classify(n, eofIsZero: false)
+            let result = run { Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count) }
+            if case .failure(.interrupted) = result { continue }
+            return classify(result, eofIsZero: false)
         }
     }
 
+    /// One non-blocking `writev(2)` of `vectors`, retried on `EINTR`.
     public static func writev(_ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>) -> IOResult {
         while true {
-            let n = Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
-            if n < 0 && Glibc.errno == EINTR { continue }
-            return classify(n, eofIsZero: false)
+            let result = run { Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count)) }
+            if case .failure(.interrupted) = result { continue }
+            return classify(result, eofIsZero: false)
         }
     }
 
@@ -63,30 +105,25 @@ public enum Syscall {
 
     /// Puts a descriptor in non-blocking, close-on-exec mode.
     public static func makeNonBlocking(_ fd: FileDescriptor, operation: String = "fcntl") throws(ReactorError) {
-        let flags = fcntl(fd.rawValue, F_GETFL)
-        if flags < 0 || fcntl(fd.rawValue, F_SETFL, flags | O_NONBLOCK) < 0 {
-            throw ReactorError.lastErrno(operation, .fd(fd.rawValue))
-        }
-        let fdFlags = fcntl(fd.rawValue, F_GETFD)
-        if fdFlags < 0 || fcntl(fd.rawValue, F_SETFD, fdFlags | FD_CLOEXEC) < 0 {
-            throw ReactorError.lastErrno(operation, .fd(fd.rawValue))
-        }
+        let flags = try check(operation, .fd(fd.rawValue)) { fcntl(fd.rawValue, F_GETFL) }
+        try check(operation, .fd(fd.rawValue)) { fcntl(fd.rawValue, F_SETFL, flags | O_NONBLOCK) }
+        let fdFlags = try check(operation, .fd(fd.rawValue)) { fcntl(fd.rawValue, F_GETFD) }
+        try check(operation, .fd(fd.rawValue)) { fcntl(fd.rawValue, F_SETFD, fdFlags | FD_CLOEXEC) }
     }
 
     /// Fails with EBADF if `fd` is not an open descriptor. Backends whose kernel
     /// interface does not validate at registration (poll) use it.
     public static func checkOpen(_ fd: FileDescriptor, operation: String) throws(ReactorError) {
-        if fcntl(fd.rawValue, F_GETFD) < 0 { throw ReactorError.lastErrno(operation, .fd(fd.rawValue)) }
+        try check(operation, .fd(fd.rawValue)) { fcntl(fd.rawValue, F_GETFD) }
     }
 
     /// A socket's pending error (`SO_ERROR`), clearing it; nil when none.
     public static func pendingSocketError(_ fd: FileDescriptor) -> Errno? {
         var code: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        if getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &code, &length) < 0 {
-            let err = Glibc.errno
+        if case .failure(let errno) = run({ getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &code, &length) }) {
             // Not a socket (a pipe, say): there is no pending error to read.
-            return err == ENOTSOCK ? nil : Errno(rawValue: err)
+            return errno == .notSocket ? nil : errno
         }
         return code == 0 ? nil : Errno(rawValue: code)
     }
