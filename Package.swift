@@ -1,15 +1,21 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// Linux only: the core includes <sys/epoll.h> and <sys/eventfd.h>, and the
+// backends are Linux interfaces (SwiftPM has no `platforms:` entry for Linux,
+// so none is listed; macOS and the others are not supported).
+//
 // Layers (arrows point down only):
 //   Examples/, Tools/           users of the library
-//   Reactor                     run-time backend choice (the only module that lists every backend)
-//   PollEpoll, PollPoll         one Poller each, behind ReactorCore's contract
-//   ReactorCore                 the model: Poller, Runtime, Resource, Service, timers, Controller, errors
-//   CReactorSys                 header-only shim for what Swift's Glibc module omits
+//   Reactor                     the umbrella: re-exports the model and every backend; run-time backend choice
+//   PollEpoll, PollPoll,
+//   PollLibev, PollUring        one Poller each, behind ReactorCore's contract (libev and io_uring
+//                               compile to nothing when their Debian headers are missing)
+//   ReactorCore                 the model: Poller, Runtime, Resource, handlers, Service, timers, Controller,
+//                               errors; and the resources built with it: sockets, pipes, write queues, codecs
+//   CReactorSys, CLibev, CUring shims for what Swift's Glibc module omits, libev's macros, liburing's include order
 let package = Package(
     name: "swift-reactor",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "ReactorCore", targets: ["ReactorCore"]),
         .library(name: "PollEpoll", targets: ["PollEpoll"]),

@@ -22,9 +22,13 @@ import Glibc
 /// Debian package was missing at build time) or, for io_uring, *unavailable*
 /// at run time. ``availability`` says which and why.
 public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// Linux epoll (level-triggered): the default where nothing else is asked for.
     case epoll
+    /// poll(2): portable, O(n) per wait; the reference the others are checked against.
     case poll
+    /// libev (Debian `libev-dev`), on its epoll backend here.
     case libev
+    /// io_uring through liburing (Debian `liburing-dev`).
     case uring
 
     /// The environment variable read by ``fromEnvironment()``.
@@ -81,12 +85,14 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
 
     /// Whether a backend can run here, and if not, why.
     public enum Availability: Sendable, CustomStringConvertible {
+        /// Built and usable here.
         case available
         /// Compiled out: the Debian package named in the message was missing at build time.
         case notBuilt(String)
         /// Built, but the kernel or the process's limits refuse it.
         case unavailable(ReactorError)
 
+        /// True for ``available``.
         public var isAvailable: Bool { if case .available = self { return true } else { return false } }
 
         public var description: String {
@@ -128,7 +134,9 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     /// The outcome of ``choose(requested:strict:)``: the backend to run and a
     /// sentence saying why, for the log.
     public struct Choice: Sendable {
+        /// The backend to run.
         public var backend: Backend
+        /// Why this one: asked for, the default, or a fallback and what it fell back from.
         public var reason: String
     }
 
@@ -225,12 +233,14 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
 /// ```swift
 /// struct Serve: PollerVisitor {
 ///     func visit<P: Poller>(_ type: P.Type) throws {
-///         try Runtime<P, EchoService>(service: EchoService()).run()
+///         try Runtime<P, LoggingService>(service: LoggingService()).run()
 ///     }
 /// }
 /// try Backend(name: "poll").visit(Serve())
 /// ```
 public protocol PollerVisitor {
+    /// What ``visit(_:)`` returns.
     associatedtype Result
+    /// Called once with the chosen backend's poller type; the code inside is specialised for it.
     func visit<P: Poller>(_ type: P.Type) throws -> Result
 }

@@ -9,6 +9,7 @@ public struct ChatConfiguration: Sendable {
     /// Bytes queued at or below which a skipped member receives again.
     public var lowWatermark = 16 << 10
 
+    /// A configuration with the given limits; every one has a default.
     public init(maximumLineLength: Int = 4096, highWatermark: Int = 64 << 10, lowWatermark: Int = 16 << 10) {
         self.maximumLineLength = maximumLineLength
         self.highWatermark = highWatermark
@@ -53,10 +54,12 @@ public final class ChatService: Service {
         var isSlow: Bool { channel.stream.isAboveHighWatermark }
     }
 
+    /// The limits every member is held to.
     public let configuration: ChatConfiguration
     private var members: [ResourceID: Member] = [:]
     private var guestNumber = 0
 
+    /// A chat room with no members yet.
     public init(configuration: ChatConfiguration = ChatConfiguration()) {
         self.configuration = configuration
     }

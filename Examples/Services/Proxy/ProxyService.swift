@@ -9,6 +9,7 @@ public struct ProxyConfiguration: Sendable {
     /// Options of both legs (the watermarks bound what one leg buffers for the other).
     public var streamOptions: StreamOptions
 
+    /// Forward to `upstream`; both legs get `streamOptions`.
     public init(upstream: SocketAddress, connectTimeout: Duration = .seconds(5),
                 streamOptions: StreamOptions = StreamOptions()) {
         self.upstream = upstream
@@ -35,6 +36,7 @@ public final class ProxyService: Service {
     /// later failures are reported by the ``ProxyConnection``.
     public private(set) var upstreamFailures = 0
 
+    /// A proxy that forwards as `configuration` says.
     public init(configuration: ProxyConfiguration) {
         self.configuration = configuration
     }

@@ -5,9 +5,11 @@ import Reactor
 /// `$REACTOR_BACKEND`, else the best available) and `--strict-backend`.
 /// Include with `@OptionGroup var backendOptions: BackendOptions`.
 public struct BackendOptions: ParsableArguments {
+    /// `--backend NAME`: the backend asked for, if any.
     @Option(help: "Polling backend: \(Backend.validNames) (default: $\(Backend.environmentVariable), else the best available).")
     public var backend: String?
 
+    /// `--strict-backend`: fail rather than fall back.
     @Flag(help: "Fail instead of falling back when the requested backend cannot run.")
     public var strictBackend = false
 

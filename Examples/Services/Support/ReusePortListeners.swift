@@ -15,6 +15,7 @@ public final class ReusePortListeners: Sendable {
     private let address: SocketAddress
     private let state = Mutex(State())
 
+    /// Listeners for `address`, each runtime binding its own with `SO_REUSEPORT`.
     public init(address: SocketAddress) { self.address = address }
 
     /// The port bound, once the first listener is.

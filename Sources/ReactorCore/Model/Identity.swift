@@ -4,7 +4,9 @@
 /// the poller token, which is how a stale event for a destroyed resource is
 /// recognised (its slot now holds another id, or none).
 public struct ResourceID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The sequence number (high 40 bits) and slot (low 24 bits) in one value; also the poller token.
     public let rawValue: UInt64
+    /// Rebuilds an id from its raw value (a poller token, say).
     @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
 
     @usableFromInline static let slotBits: UInt64 = 24
@@ -26,7 +28,9 @@ public struct ResourceID: Hashable, Sendable, Comparable, CustomStringConvertibl
 
 /// Identifies a timer within one runtime; never reused.
 public struct TimerID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The timer's number, in creation order.
     public let rawValue: UInt64
+    /// Rebuilds a timer id from its raw value.
     public init(rawValue: UInt64) { self.rawValue = rawValue }
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
     public var description: String { "timer \(rawValue)" }

@@ -6,9 +6,13 @@ public struct Interest: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
+    /// Nothing: the descriptor stays registered but is parked (no events at all).
     public static let none: Interest = []
+    /// Readability: data, a pending connection, end of file or an error.
     public static let read = Interest(rawValue: 1)
+    /// Writability: the kernel would take more bytes.
     public static let write = Interest(rawValue: 2)
+    /// Readability and writability.
     public static let both: Interest = [.read, .write]
 
     public var description: String {
@@ -52,15 +56,20 @@ public struct Readiness: OptionSet, Sendable, Hashable, CustomStringConvertible 
 /// with each event. The runtime uses the `ResourceID`'s raw value, so a backend
 /// never holds a pointer (mio's rule: tokens, not pointers).
 public struct Token: Hashable, Sendable, CustomStringConvertible {
+    /// The value handed back with each event.
     public var rawValue: UInt64
+    /// A token carrying `rawValue`.
     public init(_ rawValue: UInt64) { self.rawValue = rawValue }
     public var description: String { "token \(rawValue)" }
 }
 
 /// One readiness report from `Poller.wait`.
 public struct PollEvent: Sendable, Hashable {
+    /// The token the descriptor was (re)registered with.
     public var token: Token
+    /// What is ready, normalised to the registration's interest (see the ``Poller`` contract).
     public var readiness: Readiness
+    /// An event for `token`.
     public init(token: Token, readiness: Readiness) {
         self.token = token
         self.readiness = readiness

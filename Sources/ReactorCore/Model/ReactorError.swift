@@ -18,9 +18,13 @@ import Glibc
 public struct ReactorError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What the operation acted on.
     public enum Subject: Sendable, Equatable, CustomStringConvertible {
+        /// Nothing in particular (a failure of the runtime itself).
         case none
+        /// A file descriptor, by number.
         case fd(Int32)
+        /// A registered resource.
         case resource(ResourceID)
+        /// Anything else, by name: an address, a path, a host.
         case named(String)
 
         public var description: String {
@@ -42,6 +46,7 @@ public struct ReactorError: Error, Sendable, Equatable, CustomStringConvertible 
     /// A sentence for failures that have no errno, or extra context for one that does.
     public var detail: String?
 
+    /// An error of `operation` on `subject`, with the kernel's `errno` and/or a `detail` sentence.
     public init(_ operation: String, _ subject: Subject = .none, errno: Errno? = nil, detail: String? = nil) {
         self.operation = operation
         self.subject = subject

@@ -22,6 +22,7 @@ public struct ListenerOptions: Sendable {
     /// process before binding (only if it is a socket nobody listens on).
     public var removeStaleSocketFile = false
 
+    /// Options with the given values; every one has a default.
     public init(backlog: Int32 = 1024, reuseAddress: Bool = true, reusePort: Bool = false, removeStaleSocketFile: Bool = false) {
         self.backlog = backlog
         self.reuseAddress = reuseAddress
@@ -69,9 +70,13 @@ public struct StreamOptions: Sendable {
     /// TCP keep-alive: after `idle` without traffic, a probe every
     /// `interval`; the connection fails with ETIMEDOUT after `count` unanswered.
     public struct KeepAlive: Sendable {
+        /// Time without traffic before the first probe (`TCP_KEEPIDLE`, whole seconds).
         public var idle: Duration
+        /// Time between probes (`TCP_KEEPINTVL`, whole seconds).
         public var interval: Duration
+        /// Unanswered probes before the connection fails (`TCP_KEEPCNT`).
         public var count: Int32
+        /// Keep-alive with the given timing; the defaults probe after a minute.
         public init(idle: Duration = .seconds(60), interval: Duration = .seconds(10), count: Int32 = 6) {
             self.idle = idle
             self.interval = interval

@@ -9,6 +9,7 @@ import Glibc
 /// reports ``ResourceEvent/signalled(_:)`` with the sum signalled since the
 /// last read and resets it.
 public final class EventCounter: Resource {
+    /// A new eventfd at zero, non-blocking; fails only when the process is out of descriptors.
     public init() throws(ReactorError) {
         let fd = try Syscall.check("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
         super.init(fd: FileDescriptor(rawValue: fd), interest: .read)

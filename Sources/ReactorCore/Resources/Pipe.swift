@@ -9,7 +9,13 @@ import Glibc
 /// closes; the write end queues what the pipe buffer does not take.
 public final class PipeEnd: StreamResource {
     /// Which way the bytes flow through this end.
-    public enum Direction: Sendable { case reading, writing }
+    public enum Direction: Sendable {
+        /// This end reads what the other end writes.
+        case reading
+        /// This end writes for the other end to read.
+        case writing
+    }
+    /// Which way this end moves bytes.
     public let direction: Direction
 
     /// Adopts an existing descriptor (made non-blocking here).

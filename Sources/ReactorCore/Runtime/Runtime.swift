@@ -9,8 +9,10 @@ import Logging
 /// event without an existential call to the poller or the Service.
 ///
 /// ```swift
-/// let runtime = try Runtime<EpollPoller, EchoService>(service: EchoService())
-/// try runtime.context.register(try SocketListener(bindingTo: .loopback(port: 7000)))
+/// let runtime = try Runtime<EpollPoller, LoggingService>(service: LoggingService())
+/// let listener = try SocketListener(bindingTo: .loopback(port: 7000))
+/// listener.connectionHandler = { _ in EchoHandler() }
+/// try runtime.context.register(listener)
 /// try runtime.run()                      // on this thread, until shutdown
 /// ```
 ///

@@ -12,6 +12,7 @@ public struct RuntimeOptions: Sendable {
     /// The logger the runtime and its Context use.
     public var logger: Logger
 
+    /// Options with the given values; every one has a default.
     public init(
         loopTimeout: Duration? = nil,
         shutdownGracePeriod: Duration = .seconds(5),

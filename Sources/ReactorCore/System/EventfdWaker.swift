@@ -16,6 +16,7 @@ public final class EventfdWaker: PollerWaker {
     /// Set by the first wake after a reset; later wakes skip the system call.
     private let armed = Atomic<Bool>(false)
 
+    /// A waker over a new non-blocking eventfd.
     public init() throws(ReactorError) {
         fd = try Syscall.check("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
     }

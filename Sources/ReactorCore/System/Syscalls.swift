@@ -144,10 +144,13 @@ public enum Syscall {
 /// Nanoseconds on `CLOCK_MONOTONIC`: never jumps with wall-clock changes.
 /// A plain UInt64 keeps the timer heap's comparisons cheap.
 public struct MonotonicInstant: Comparable, Hashable, Sendable {
+    /// Nanoseconds since an arbitrary point (boot, on Linux).
     public var nanoseconds: UInt64
 
+    /// The instant `nanoseconds` after the clock's origin.
     @inlinable public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
+    /// The current time on `CLOCK_MONOTONIC`.
     public static func now() -> MonotonicInstant {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -156,6 +159,7 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
 
     @inlinable public static func < (a: Self, b: Self) -> Bool { a.nanoseconds < b.nanoseconds }
 
+    /// This instant plus `duration` (negative durations count as zero).
     public func advanced(by duration: Duration) -> MonotonicInstant {
         MonotonicInstant(nanoseconds: nanoseconds &+ duration.nanoseconds)
     }
