@@ -161,3 +161,57 @@ struct StreamEndingTests {
         try body(pollerType(of: backend))
     }
 }
+
+@Suite("Stream socket options")
+struct StreamSocketOptionTests {
+    @Test("cork holds a header and a body for one segment, uncork sends them; setNoDelay sets TCP_NODELAY", arguments: devBackends)
+    func corkAndNoDelay(_ backend: Backend) throws {
+        func body<P: Poller>(_ type: P.Type) throws {
+            let fds = Descriptors()
+            defer { fds.closeAll() }
+            let listener = try fds.tcpListener()
+            var options: [String: Int32] = [:]
+            var peerGot: [UInt8] = []
+            let service = ScriptedService()
+            service.onEvent = { event, id, context in
+                guard case .connected = event, let stream = context.resource(id, as: SocketStream.self) else { return }
+                let raw = stream.fd.rawValue
+                options["nodelay by default"] = Self.option(raw, Int32(IPPROTO_TCP), TCP_NODELAY)
+                stream.setNoDelay(false)
+                options["nodelay off"] = Self.option(raw, Int32(IPPROTO_TCP), TCP_NODELAY)
+                stream.setNoDelay(true)
+                stream.cork()
+                options["corked"] = Self.option(raw, Int32(IPPROTO_TCP), TCP_CORK)
+                stream.write(Array("HEAD ".utf8))
+                stream.write(Array("BODY".utf8))
+                stream.uncork()
+                options["uncorked"] = Self.option(raw, Int32(IPPROTO_TCP), TCP_CORK)
+                stream.closeWhenFlushed()
+                // The descriptor closes after this batch: read the peer's side on a later turn.
+                context.schedule(after: .milliseconds(10))
+            }
+            service.onTimer = { _, context in
+                attempt {
+                    let peer = accept(listener.fd, nil, nil)
+                    guard peer >= 0 else { throw TestFailure("accept: errno \(errno)") }
+                    defer { _ = Glibc.close(peer) }
+                    peerGot = try readToEnd(peer, timeout: .seconds(5))
+                }
+                context.stop()
+            }
+            try runHere(P.self, service) { context in
+                try context.register(try SocketStream.connect(to: .loopback(port: listener.port)))
+            }
+            #expect(options["nodelay by default"] == 1 && options["nodelay off"] == 0)
+            #expect(options["corked"] == 1 && options["uncorked"] == 0)
+            #expect(peerGot == Array("HEAD BODY".utf8), "what was written while corked must still arrive")
+        }
+        try body(pollerType(of: backend))
+    }
+
+    static func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32 {
+        var value: Int32 = -1
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fd, level, name, &value, &length) == 0 ? (value != 0 ? 1 : 0) : -1
+    }
+}
