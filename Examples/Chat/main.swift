@@ -31,15 +31,9 @@ struct Chat: ParsableCommand {
     }
 
     mutating func run() throws {
-        let choice = try backendOptions.choose(program: "chat")
         let configuration = ChatConfiguration(maximumLineLength: maxLineBytes, highWatermark: highWatermark,
                                               lowWatermark: highWatermark / 4)
-        do {
-            try choice.backend.visit(Serve(host: host, port: port, configuration: configuration))
-        } catch {
-            printError("chat: \(error)")
-            throw ExitCode.failure
-        }
+        try backendOptions.run(program: "chat", Serve(host: host, port: port, configuration: configuration))
     }
 }
 
@@ -54,8 +48,7 @@ struct Serve: PollerVisitor {
         let listener = try SocketListener(bindingTo: SocketAddress(host: host, port: port))
         listener.connectionOptions = configuration.connectionOptions
         try runtime.context.register(listener)
-        print("chat listening on \(listener.localAddress) (backend \(P.name))")
-        flushStandardOutput()
+        announceListening("chat", on: "\(listener.localAddress)", backend: P.name)
         try runtime.run()
     }
 }

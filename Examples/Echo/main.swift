@@ -19,13 +19,7 @@ struct Echo: ParsableCommand {
     var host = "127.0.0.1"
 
     mutating func run() throws {
-        let choice = try backendOptions.choose(program: "echo")
-        do {
-            try choice.backend.visit(Serve(host: host, port: port))
-        } catch {
-            printError("echo: \(error)")
-            throw ExitCode.failure
-        }
+        try backendOptions.run(program: "echo", Serve(host: host, port: port))
     }
 }
 
@@ -41,8 +35,7 @@ struct Serve: PollerVisitor {
         let echo = EchoHandler()
         listener.connectionHandler = { _ in echo }
         try runtime.context.register(listener)
-        print("echo listening on \(listener.localAddress) (backend \(P.name))")
-        flushStandardOutput()
+        announceListening("echo", on: "\(listener.localAddress)", backend: P.name)
         try runtime.run()
     }
 }

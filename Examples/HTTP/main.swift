@@ -45,19 +45,13 @@ struct HTTP: ParsableCommand {
     }
 
     mutating func run() throws {
-        let choice = try backendOptions.choose(program: "http")
         // Before any thread starts, so every thread inherits the mask and
         // only the signal thread's sigwait receives SIGINT and SIGTERM.
         TerminationSignals.block()
         let configuration = HTTPConfiguration(
             maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes,
             requestTimeout: .milliseconds(requestTimeoutMs), idleTimeout: .milliseconds(idleTimeoutMs))
-        do {
-            try choice.backend.visit(Serve(host: host, port: port, threads: threads, configuration: configuration))
-        } catch {
-            printError("http: \(error)")
-            throw ExitCode.failure
-        }
+        try backendOptions.run(program: "http", Serve(host: host, port: port, threads: threads, configuration: configuration))
     }
 }
 
@@ -74,8 +68,7 @@ struct Serve: PollerVisitor {
         let (group, boundPort) = try HTTPServer.start(P.self, host: host, port: port, threads: threadCount,
                                                       configuration: configuration)
         try TerminationSignals.onSignal(program: "http") { group.shutdown() }
-        print("http listening on \(host):\(boundPort) (backend \(P.name), \(threadCount) threads)")
-        flushStandardOutput()
+        announceListening("http", on: "\(host):\(boundPort)", backend: P.name, note: "\(threadCount) threads")
         group.join()
         printError("http: stopped")
     }

@@ -40,17 +40,11 @@ struct KV: ParsableCommand {
     }
 
     mutating func run() throws {
-        let choice = try backendOptions.choose(program: "kv")
         // Before any thread starts, so every thread inherits the mask and
         // only the signal thread's sigwait receives SIGINT and SIGTERM.
         TerminationSignals.block()
         let configuration = KVConfiguration(idleTimeoutSeconds: idleTimeout, outputBufferLimit: outputBufferLimit)
-        do {
-            try choice.backend.visit(Serve(host: host, port: port, threads: threads, configuration: configuration))
-        } catch {
-            printError("kv: \(error)")
-            throw ExitCode.failure
-        }
+        try backendOptions.run(program: "kv", Serve(host: host, port: port, threads: threads, configuration: configuration))
     }
 }
 
@@ -67,8 +61,7 @@ struct Serve: PollerVisitor {
         let (group, boundPort) = try KVServer.start(P.self, host: host, port: port, threads: threadCount,
                                                     configuration: configuration)
         try TerminationSignals.onSignal(program: "kv") { group.shutdown() }
-        print("kv listening on \(host):\(boundPort) (backend \(P.name), \(threadCount) threads)")
-        flushStandardOutput()
+        announceListening("kv", on: "\(host):\(boundPort)", backend: P.name, note: "\(threadCount) threads")
         group.join()
         printError("kv: stopped")
     }

@@ -45,14 +45,8 @@ struct Proxy: ParsableCommand {
     }
 
     mutating func run() throws {
-        let choice = try backendOptions.choose(program: "proxy")
-        do {
-            try choice.backend.visit(Serve(host: host, port: port, upstream: upstream.flatMap(Proxy.parse),
-                                           connectTimeout: .milliseconds(connectTimeoutMs)))
-        } catch {
-            printError("proxy: \(error)")
-            throw ExitCode.failure
-        }
+        try backendOptions.run(program: "proxy", Serve(host: host, port: port, upstream: upstream.flatMap(Proxy.parse),
+                                                       connectTimeout: .milliseconds(connectTimeoutMs)))
     }
 }
 
@@ -83,9 +77,8 @@ struct Serve: PollerVisitor {
         if let echoListener { try runtime.context.register(echoListener) }
         let listener = try SocketListener(bindingTo: SocketAddress(host: host, port: port))
         try runtime.context.register(listener)
-        print("proxy listening on \(listener.localAddress), forwarding to \(upstreamAddress)"
-              + (echoListener != nil ? " (echo in the same runtime)" : "") + " (backend \(P.name))")
-        flushStandardOutput()
+        announceListening("proxy", on: "\(listener.localAddress)", backend: P.name,
+                          note: "forwarding to \(upstreamAddress)" + (echoListener != nil ? ", an echo in the same runtime" : ""))
         try runtime.run()
     }
 }

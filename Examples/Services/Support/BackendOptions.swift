@@ -30,4 +30,26 @@ public struct BackendOptions: ParsableArguments {
             throw ExitCode(2)
         }
     }
+
+    /// The one way an example starts: chooses the backend (see
+    /// ``choose(program:)``) and runs `server` on it, specialised for that
+    /// backend's poller. A failure prints `program: error` on stderr and
+    /// exits with status 1.
+    public func run<Server: PollerVisitor>(program: String, _ server: Server) throws where Server.Result == Void {
+        let choice = try choose(program: program)
+        do {
+            try choice.backend.visit(server)
+        } catch {
+            printError("\(program): \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Prints the line tests and scripts wait for — `PROGRAM listening on
+/// ADDRESS (backend NAME[, NOTE])` — and flushes it at once, so a parent
+/// reading the pipe sees it before the loop starts.
+public func announceListening(_ program: String, on address: String, backend: String, note: String? = nil) {
+    print("\(program) listening on \(address) (backend \(backend)\(note.map { ", \($0)" } ?? ""))")
+    flushStandardOutput()
 }
