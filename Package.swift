@@ -6,6 +6,7 @@ import PackageDescription
 //   Reactor                     run-time backend choice (the only module that lists every backend)
 //   PollEpoll, PollPoll         one Poller each, behind ReactorCore's contract
 //   ReactorCore                 the model: Poller, Runtime, Resource, Service, timers, Controller, errors
+//   CReactorTLS                 OpenSSL 3 module map and macro shim (compiled out without libssl-dev)
 //   CReactorSys                 header-only shim for what Swift's Glibc module omits
 let package = Package(
     name: "swift-reactor",
@@ -52,6 +53,8 @@ let package = Package(
         // io_uring through Debian's liburing-dev; compiles to nothing when the header is absent.
         .systemLibrary(name: "CUring", path: "Sources/CUring"),
         .target(name: "PollUring", dependencies: ["ReactorCore", "CReactorSys", "CUring"]),
+        // OpenSSL 3 from Debian's libssl-dev; compiles to nothing when the header is absent.
+        .systemLibrary(name: "CReactorTLS", path: "Sources/CReactorTLS"),
         .target(name: "Reactor", dependencies: ["ReactorCore", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
