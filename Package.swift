@@ -6,6 +6,7 @@ import PackageDescription
 //   Reactor                     run-time backend choice (the only module that lists every backend)
 //   PollEpoll, PollPoll         one Poller each, behind ReactorCore's contract
 //   ReactorCore                 the model: Poller, Runtime, Resource, Service, timers, Controller, errors
+//   ReactorTLS                  TLS without system calls: shared configurations, one engine per connection (uses no other layer)
 //   CReactorTLS                 OpenSSL 3 module map and macro shim (compiled out without libssl-dev)
 //   CReactorSys                 header-only shim for what Swift's Glibc module omits
 let package = Package(
@@ -18,6 +19,7 @@ let package = Package(
         .library(name: "PollLibev", targets: ["PollLibev"]),
         .library(name: "PollUring", targets: ["PollUring"]),
         .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "ReactorTLS", targets: ["ReactorTLS"]),
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "proxy", targets: ["Proxy"]),
@@ -53,8 +55,10 @@ let package = Package(
         // io_uring through Debian's liburing-dev; compiles to nothing when the header is absent.
         .systemLibrary(name: "CUring", path: "Sources/CUring"),
         .target(name: "PollUring", dependencies: ["ReactorCore", "CReactorSys", "CUring"]),
-        // OpenSSL 3 from Debian's libssl-dev; compiles to nothing when the header is absent.
+        // OpenSSL 3 from Debian's libssl-dev; compiles to nothing when the header is absent,
+        // and ReactorTLS then throws "not built" from every entry point.
         .systemLibrary(name: "CReactorTLS", path: "Sources/CReactorTLS"),
+        .target(name: "ReactorTLS", dependencies: ["CReactorTLS"]),
         .target(name: "Reactor", dependencies: ["ReactorCore", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
