@@ -122,6 +122,8 @@ let package = Package(
         // Runs the example executables as a user would; they must be built first
         // (`swift build --build-tests` builds them).
         .testTarget(name: "ExampleTests", dependencies: ["Reactor", "ReactorTestSupport"]),
+        // TLS engines in memory and against openssl s_server / s_client, with certificates made at test time.
+        .testTarget(name: "TLSTests", dependencies: ["ReactorTLS", "CReactorTLS", "ReactorTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
