@@ -27,8 +27,9 @@ final class EnginePair {
     }
 
     /// Makes both engines from their configurations.
-    convenience init(client: TLSConfiguration, serverName: String?, server: TLSConfiguration) throws {
-        self.init(client: try TLSEngine(configuration: client, serverName: serverName),
+    convenience init(client: TLSConfiguration, serverName: String?, sessionKey: String? = nil,
+                     server: TLSConfiguration) throws {
+        self.init(client: try TLSEngine(configuration: client, serverName: serverName, sessionKey: sessionKey),
                   server: try TLSEngine(configuration: server))
     }
 
