@@ -13,6 +13,8 @@ import PackageDescription
 //                               compile to nothing when their Debian headers are missing)
 //   ReactorCore                 the model: Poller, Runtime, Resource, handlers, Service, timers, Controller,
 //                               errors; and the resources built with it: sockets, pipes, write queues, codecs
+//   ReactorTLS                  TLS without system calls: shared configurations, one engine per connection
+//   CReactorTLS                 OpenSSL 3 module map and macro shim (compiled out without libssl-dev)
 //   CReactorSys, CLibev, CUring shims for what Swift's Glibc module omits, libev's macros, liburing's include order
 let package = Package(
     name: "swift-reactor",
@@ -23,6 +25,7 @@ let package = Package(
         .library(name: "PollLibev", targets: ["PollLibev"]),
         .library(name: "PollUring", targets: ["PollUring"]),
         .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "ReactorTLS", targets: ["ReactorTLS"]),
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "proxy", targets: ["Proxy"]),
@@ -58,6 +61,10 @@ let package = Package(
         // io_uring through Debian's liburing-dev; compiles to nothing when the header is absent.
         .systemLibrary(name: "CUring", path: "Sources/CUring"),
         .target(name: "PollUring", dependencies: ["ReactorCore", "CReactorSys", "CUring"]),
+        // OpenSSL 3 from Debian's libssl-dev; compiles to nothing when the header is absent,
+        // and ReactorTLS then throws "not built" from every entry point.
+        .systemLibrary(name: "CReactorTLS", path: "Sources/CReactorTLS"),
+        .target(name: "ReactorTLS", dependencies: ["CReactorTLS"]),
         .target(name: "Reactor", dependencies: ["ReactorCore", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
@@ -121,6 +128,8 @@ let package = Package(
         // Runs the example executables as a user would; they must be built first
         // (`swift build --build-tests` builds them).
         .testTarget(name: "ExampleTests", dependencies: ["Reactor", "ReactorTestSupport"]),
+        // TLS engines in memory and against openssl s_server / s_client, with certificates made at test time.
+        .testTarget(name: "TLSTests", dependencies: ["ReactorTLS", "CReactorTLS", "ReactorTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
