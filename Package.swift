@@ -47,6 +47,7 @@ let package = Package(
             name: "ReactorCore",
             dependencies: [
                 "CReactorSys",
+                "ReactorTLS",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),

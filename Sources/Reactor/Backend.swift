@@ -6,6 +6,7 @@
 @_exported import PollLibev
 @_exported import PollPoll
 @_exported import PollUring
+@_exported import ReactorTLS
 
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import ReactorTLS
 import SystemPackage
 
 /// Anything with a file descriptor that a runtime can drive: sockets, pipes,
@@ -203,6 +204,10 @@ public enum ResourceEvent {
     case acceptResumed
     /// A timer armed for this resource with ``Context/schedule(after:repeating:for:)`` fired.
     case timerFired(TimerID)
+    /// A stream's TLS handshake completed: what it settled (version,
+    /// cipher, ALPN protocol, the peer's verified certificate subject,
+    /// resumption). Plaintext written before it is on its way now.
+    case tlsEstablished(TLSHandshakeInfo)
 }
 
 /// Whether a resource lives on after handling readiness.

@@ -31,6 +31,11 @@ public final class SocketListener: Resource {
     /// listener's own ``Resource/handler`` where it fits (see the type's
     /// documentation).
     public var connectionHandler: ((SocketStream) -> (any ResourceHandler)?)?
+    /// When set, every accepted connection speaks TLS with these settings
+    /// (the listener's certificate, ALPN, timeouts): its handler sees
+    /// plaintext, and ``ResourceEvent/tlsEstablished(_:)`` once the handshake
+    /// completes. A plain and a TLS listener can share one runtime.
+    public var tls: StreamTLSOptions?
 
     /// True while accepting is paused for lack of descriptors.
     public private(set) var isPaused = false
@@ -114,6 +119,14 @@ public final class SocketListener: Resource {
 
     private func accepted(_ fd: FileDescriptor, in context: Context, emit: (ResourceEvent) -> Void) {
         let stream = SocketStream(accepted: fd, family: localAddress.family, options: connectionOptions)
+        if let tls {
+            do {
+                try stream.startTLS(tls)
+            } catch {
+                context.logger.warning("accepted connection dropped: \(error)")
+                return
+            }
+        }
         if let connectionHandler {
             stream.handler = connectionHandler(stream)
         } else if let route, route.accepts(stream) {

@@ -63,8 +63,15 @@ public final class SocketStream: StreamResource {
     /// `ETIMEDOUT ... no answer within 2 s` when `timeout` passes first.
     /// Bytes written before the connection completes are queued and sent
     /// once it does.
+    ///
+    /// With `tls`, the stream speaks TLS: the handshake starts once the
+    /// connection is up, ``ResourceEvent/tlsEstablished(_:)`` reports its
+    /// outcome, and bytes written before then are encrypted and sent when it
+    /// completes. A failed handshake ends the stream with OpenSSL's reason,
+    /// e.g. `tls handshake(#3): certificate verify failed (self-signed certificate)`.
     public static func connect(to address: SocketAddress, timeout: Duration? = nil,
-                               options: StreamOptions = StreamOptions()) throws(ReactorError) -> SocketStream {
+                               options: StreamOptions = StreamOptions(),
+                               tls: StreamTLSOptions? = nil) throws(ReactorError) -> SocketStream {
         let fd = try Syscall.socket(family: address.family, type: Int32(SOCK_STREAM.rawValue), for: address)
         let result = Syscall.run { address.withSockAddr { Glibc.connect(fd.rawValue, $0, $1) } }
         // EAGAIN: a Unix socket whose listener's backlog is full; it completes like EINPROGRESS.
@@ -72,7 +79,9 @@ public final class SocketStream: StreamResource {
             Syscall.close(fd)
             throw ReactorError("connect", .named("\(address)"), errno: errno)
         }
-        return SocketStream(connecting: fd, to: address, timeout: timeout, options: options)
+        let stream = SocketStream(connecting: fd, to: address, timeout: timeout, options: options)
+        if let tls { try stream.startTLS(tls) }
+        return stream
     }
 
     /// True until an outgoing connection has completed.
@@ -88,6 +97,11 @@ public final class SocketStream: StreamResource {
     /// queue drains, so no queued byte is lost to the half-close; on a stream
     /// still connecting, once the connection completes.
     public func shutdownWrite() {
+        if let tls {
+            // TLS first says so (close_notify), then the transport's write side follows it out.
+            shutdownTLS(tls)
+            if !tls.isEstablished { return }  // done once the handshake completes
+        }
         if outbound.isEmpty && !awaitingWritability {
             _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_WR))
         } else {
@@ -139,9 +153,10 @@ public final class SocketStream: StreamResource {
             emit(.connected)
             guard isRegistered else { return .active }
             updateInterest()
+            if let status = beginTLSHandshake(emit: emit), !isActive(status) { return status }
             // Endings asked for while connecting with nothing queued act now;
             // with bytes queued, they act when the flush below drains them.
-            if outbound.isEmpty {
+            if outbound.isEmpty && tls == nil {
                 if closeAfterFlush { close(); return .active }
                 outputDrained()
             }
@@ -167,5 +182,10 @@ public final class SocketStream: StreamResource {
         // cannot write any more), so after end of file the stream is done.
         if readiness.contains(.hangup) && outbound.isEmpty { return .closed }
         return allowsRemoteHalfClosure ? .active : endAtEndOfFile()
+    }
+
+    private func isActive(_ status: ResourceStatus) -> Bool {
+        if case .active = status { return true }
+        return false
     }
 }

@@ -1,3 +1,4 @@
+import ReactorTLS
 import SystemPackage
 
 /// A byte stream over a descriptor (a socket or a pipe end).
@@ -49,6 +50,8 @@ open class StreamResource: Resource {
     private var pushedBack: [UInt8] = []
     /// Callbacks due after a flush, run once the queue is consistent; reused.
     private var dueCallbacks: [() -> Void] = []
+    /// TLS between the API and the descriptor, when the stream has it.
+    var tls: StreamTLS?
 
     /// Queued bytes above which ``isAboveHighWatermark`` turns true.
     public var highWatermark = 1 << 20
@@ -57,7 +60,7 @@ open class StreamResource: Resource {
     public var lowWatermark = 256 << 10
     /// True from when the queue grows past ``highWatermark`` until it drains
     /// to ``lowWatermark``: the producer should pause (back-pressure).
-    public private(set) var isAboveHighWatermark = false
+    public internal(set) var isAboveHighWatermark = false
 
     /// Adopts `fd` (non-blocking) as a stream, reading from the start unless `reading` is false.
     public init(fd: FileDescriptor, reading: Bool = true) {
@@ -66,10 +69,18 @@ open class StreamResource: Resource {
     }
 
     open override var kind: String { "stream" }
-    open override var hasPendingOutput: Bool { !outbound.isEmpty }
+    open override var hasPendingOutput: Bool { !outbound.isEmpty || !(tls?.pendingPlaintext.isEmpty ?? true) }
 
-    /// Bytes queued and not yet written.
-    public var queuedByteCount: Int { outbound.byteCount }
+    /// Bytes queued and not yet written (over TLS: ciphertext queued, plus
+    /// plaintext waiting for the handshake).
+    public var queuedByteCount: Int { outbound.byteCount + (tls?.pendingPlaintext.count ?? 0) }
+
+    /// True when the stream speaks TLS.
+    public var usesTLS: Bool { tls != nil }
+
+    /// What the TLS handshake settled (protocol version, cipher, ALPN, the
+    /// peer's certificate subject); nil before it completes or without TLS.
+    public var tlsHandshake: TLSHandshakeInfo? { tls?.engine.handshakeInfo }
 
     // MARK: Writing
 
@@ -80,6 +91,14 @@ open class StreamResource: Resource {
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !isClosed, !isClosing, !writeFailed else { return false }
+        if let tls { return writeTLS(tls, bytes) }
+        return rawWrite(bytes)
+    }
+
+    /// The transport's write: bytes as they go on the wire (ciphertext
+    /// under TLS), straight to the kernel when nothing is queued.
+    func rawWrite(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !isClosed, !writeFailed else { return false }
         if outbound.isEmpty && !awaitingWritability {
             switch Syscall.write(fd, from: bytes) {
             case .transferred(let n) where n == bytes.count:
@@ -139,8 +158,15 @@ open class StreamResource: Resource {
     /// and its unsent bytes are discarded (logged as a warning that says how many).
     public func closeWhenFlushed(within deadline: Duration? = nil) {
         closeAfterFlush = true
+        if let tls, !tls.isEstablished, !tls.pendingPlaintext.isEmpty {
+            // Plaintext waits for the handshake, which needs reading: it
+            // closes once that completes and the bytes are out (or times out).
+            return
+        }
         setReading(false)
+        if let tls { beginTLSClose(tls) }
         if outbound.isEmpty {
+            if let tls, awaitPeerCloseNotify(tls) { return }
             close()
         } else if let deadline, let owner {
             flushDeadline = owner.schedule(after: deadline, for: self)
@@ -151,6 +177,7 @@ open class StreamResource: Resource {
     private var flushDeadline: TimerID?
 
     open override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        if let status = tlsTimerFired(timer) { return status }
         guard timer == flushDeadline else { return super.timerFired(timer, in: context, emit: emit) }
         flushDeadline = nil
         if let id, isRegistered {
@@ -191,6 +218,14 @@ open class StreamResource: Resource {
 
     // MARK: Readiness
 
+    /// Arms the TLS handshake timeout of a stream that speaks TLS.
+    open override func didRegister(in context: Context) {
+        super.didRegister(in: context)
+        if let tls, !tls.isEstablished, tls.handshakeTimer == nil {
+            tls.handshakeTimer = context.schedule(after: tls.handshakeTimeout, for: self)
+        }
+    }
+
     open override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         if readiness.contains(.writable), !outbound.isEmpty {
             if let status = flush(in: context, emit: emit) { return status }
@@ -214,9 +249,12 @@ open class StreamResource: Resource {
         switch Syscall.read(fd, into: context.readBuffer) {
         case .transferred(let n):
             bytesIn &+= UInt64(n)
-            emit(.received(ReceivedBytes(UnsafeRawBufferPointer(rebasing: context.readBuffer[..<n]))))
+            let bytes = UnsafeRawBufferPointer(rebasing: context.readBuffer[..<n])
+            if let tls { return receivedCiphertext(tls, bytes, in: context, emit: emit) }
+            emit(.received(ReceivedBytes(bytes)))
             return .active
         case .endOfFile:
+            if let tls { return receivedEndOfTransport(tls, readiness: readiness, in: context, emit: emit) }
             return readEndOfFile(readiness, emit: emit)
         case .wouldBlock:
             return .active
@@ -244,6 +282,7 @@ open class StreamResource: Resource {
         case .transferred:
             if closeAfterFlush {
                 // Same as an immediate closeWhenFlushed: a close the handler asked for.
+                if let tls, awaitPeerCloseNotify(tls) { return nil }
                 close()
                 return .active
             }

@@ -92,7 +92,20 @@ public final class Context {
 
     deinit {
         readBuffer.deallocate()
+        tlsBufferStorage?.deallocate()
     }
+
+    /// Where TLS streams drain ciphertext before writing it: one per
+    /// runtime, made on first use (a runtime without TLS never pays for it).
+    /// Apart from ``readBuffer`` because a handler writes while the
+    /// plaintext it was given still lives there.
+    var tlsBuffer: UnsafeMutableRawBufferPointer {
+        if let tlsBufferStorage { return tlsBufferStorage }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        tlsBufferStorage = buffer
+        return buffer
+    }
+    private var tlsBufferStorage: UnsafeMutableRawBufferPointer?
 
     // MARK: Resources
 
