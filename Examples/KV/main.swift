@@ -33,17 +33,27 @@ struct KV: ParsableCommand {
     @Option(help: "Disconnect a client whose unread replies exceed this many bytes.")
     var outputBufferLimit = 64 << 20
 
+    @Option(help: "Stop reading a client whose unsent replies exceed this many bytes (resuming at a quarter of it).")
+    var highWatermark = 512 << 10
+
+    @Option(help: "Unsent replies all the clients of one thread may hold before the heaviest stop being read.")
+    var outputBudget = 8 << 20
+
     mutating func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 (off) or a number of seconds") }
         guard outputBufferLimit > 0 else { throw ValidationError("--output-buffer-limit must be positive") }
+        guard highWatermark > 0 else { throw ValidationError("--high-watermark must be positive") }
+        guard outputBudget > 0 else { throw ValidationError("--output-budget must be positive") }
     }
 
     mutating func run() throws {
         // Before any thread starts, so every thread inherits the mask and
         // only the signal thread's sigwait receives SIGINT and SIGTERM.
         TerminationSignals.block()
-        let configuration = KVConfiguration(idleTimeoutSeconds: idleTimeout, outputBufferLimit: outputBufferLimit)
+        let configuration = KVConfiguration(idleTimeoutSeconds: idleTimeout, outputBufferLimit: outputBufferLimit,
+                                            highWatermark: highWatermark, lowWatermark: highWatermark / 4,
+                                            outputBudget: outputBudget)
         try backendOptions.run(program: "kv", Serve(host: host, port: port, threads: threads, configuration: configuration))
     }
 }

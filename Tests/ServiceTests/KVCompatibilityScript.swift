@@ -2,7 +2,10 @@
 // raw bytes in, raw bytes compared. It avoids what legitimately differs
 // (KEYS order with several matches, INFO, COMMAND, CLIENT ID, PTTL of a live
 // key) and covers the rest: every command, its errors, expiry, pipelining,
-// inline commands, partial frames and protocol errors.
+// inline commands, partial frames and protocol errors. The commands added
+// later have their steps in KVCompatibilityScriptAdded.swift; replies that
+// differ by nature (TIME, HELLO's client id) are compared by shape in
+// KVHandshakeTests.swift.
 
 /// One step: bytes sent in chunks (with a pause between, so each chunk
 /// arrives in its own read), then either every reply up to a marker, or,

@@ -14,7 +14,7 @@ struct KVCompatibilityTests {
         // The two servers run the script side by side, so a wait (expiry) is paid once.
         let expected = try KVScriptRunner(port: redis.port)
         let actual = try KVScriptRunner(port: kv.port)
-        for step in KVCompatibilityScript.commands {
+        for step in KVCompatibilityScript.commands + KVCompatibilityScript.addedCommands {
             let redisReplies = try expected.run(step)
             let kvReplies = try actual.run(step)
             #expect(!redisReplies.isEmpty, "step '\(step.name)' got no reply from redis-server")

@@ -1,6 +1,8 @@
-// kv's limits and lifecycle: protocol errors close, a client that does not
-// read is cut off, idle clients time out, expired keys are collected
-// without being touched, and SIGTERM lets queued replies finish.
+// kv's limits and lifecycle: protocol errors close, a client past the
+// output-buffer limit is cut off, idle clients time out, expired keys are
+// collected without being touched, and SIGTERM lets queued replies finish.
+// (Back-pressure, which normally stops a client long before the output
+// limit, has its own tests in KVBackPressureTests.swift.)
 import Foundation
 import Reactor
 import Testing
@@ -34,9 +36,12 @@ struct KVLimitsTests {
         #expect(try KVClient(port: server.port).call("PING") == "+PONG\r\n")
     }
 
-    @Test("a client that pipelines big GETs without reading is disconnected", arguments: Backend.built)
+    @Test("a client that pipelines big GETs without reading is disconnected at the output-buffer limit, the hard cap",
+          arguments: Backend.built)
     func outputBufferLimit(backend: Backend) throws {
-        let server = try KVTestServer(backend: backend, extraArguments: ["--output-buffer-limit", "\(1 << 20)"])
+        // The high watermark above the limit, so that the limit is what the client meets.
+        let server = try KVTestServer(backend: backend, extraArguments: ["--output-buffer-limit", "\(1 << 20)",
+                                                                         "--high-watermark", "\(8 << 20)"])
         defer { server.stop() }
         let value = String(repeating: "v", count: 100_000)
         let setter = try KVClient(port: server.port)
@@ -60,6 +65,19 @@ struct KVLimitsTests {
         #expect(try other.call("STRLEN", "big") == ":100000\r\n")
         #expect(try other.call("GET", "big").utf8.count == "$100000\r\n".utf8.count + 100_000 + 2)
         #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.readStandardError())")
+    }
+
+    @Test("a single reply larger than the output-buffer limit disconnects the client that asked for it", arguments: Backend.built)
+    func replyOverLimit(backend: Backend) throws {
+        let server = try KVTestServer(backend: backend, extraArguments: ["--output-buffer-limit", "\(1 << 20)"])
+        defer { server.stop() }
+        let setter = try KVClient(port: server.port)
+        #expect(try setter.call("SET", "huge", String(repeating: "h", count: 2 << 20)) == "+OK\r\n")
+        let asker = try KVClient(port: server.port)
+        try asker.send(kvCommand("GET", "huge"))
+        let (bytes, closed) = asker.readUntilClosed(timeout: .seconds(10))
+        #expect(closed && bytes.isEmpty, "received \(bytes.count) bytes, connection \(closed ? "closed" : "open")")
+        #expect(try setter.call("STRLEN", "huge") == ":2097152\r\n")
     }
 
     @Test("--idle-timeout closes silent clients and spares active ones", arguments: Backend.built)

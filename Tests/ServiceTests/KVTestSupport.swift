@@ -17,13 +17,17 @@ import Glibc
 /// A running `kv --backend NAME --strict-backend --port 0 --threads N ...`,
 /// with the port it announced. Stop it with ``stop()``. Its standard error
 /// goes to a file: a server under load may log more than a pipe holds.
+/// `KV_EXECUTABLE` in the environment names another build to run (the
+/// release one, to measure it with these tests).
 final class KVTestServer {
     let child: ChildProcess
     let port: UInt16
 
     init(backend: Backend, threads: Int = 1, extraArguments: [String] = []) throws {
         let arguments = ["--backend", backend.rawValue, "--strict-backend", "--port", "0", "--threads", "\(threads)"] + extraArguments
-        child = try ChildProcess(executable: try Executables.product("kv"), arguments: arguments, standardError: .file)
+        let executable = try ProcessInfo.processInfo.environment["KV_EXECUTABLE"].map { URL(fileURLWithPath: $0) }
+            ?? Executables.product("kv")
+        child = try ChildProcess(executable: executable, arguments: arguments, standardError: .file)
         port = try child.readListeningPort("kv", suffix: " (backend \(backend.rawValue), \(threads) threads)").port
     }
 

@@ -5,9 +5,11 @@ enum KVBatch {
     enum Stop: Equatable {
         /// The rest of the input is an incomplete command (or nothing).
         case needMore
-        /// The replies reached ``pauseThreshold``: write them, then run again
-        /// from where this run stopped (keeps the lock's hold time and the
-        /// reply buffer bounded when a client pipelines big GETs).
+        /// The replies reached the run's `pauseAt` (at most ``pauseThreshold``):
+        /// write them, then run again from where this run stopped, unless
+        /// back-pressure stops the connection (keeps the lock's hold time, the
+        /// reply buffer and the connection's queue bounded when a client
+        /// pipelines big GETs).
         case paused
         /// QUIT: the reply is appended; close after writing it.
         case quit
@@ -17,17 +19,18 @@ enum KVBatch {
         case overflow
     }
 
-    /// Replies gathered before a run pauses to write them.
+    /// The most replies gathered before a run pauses to write them.
     static let pauseThreshold = 1 << 20
 
     /// Runs commands from `input`, whose first command the caller has
     /// already parsed (`first`, not `.incomplete`). Returns how many bytes of
     /// `input` were consumed and why it stopped. `queued` is what the
-    /// connection already has waiting to be written, for the output limit.
+    /// connection already has waiting to be written, for the output limit;
+    /// the run pauses once its replies reach `pauseAt` bytes.
     @inline(__always)
     static func run(_ input: UnsafeRawBufferPointer, first: KVRequestParser.Outcome, parser: inout KVRequestParser,
                     store: inout KVStore, reply: inout KVReply, context: KVCommandContext,
-                    queued: Int, limit: Int) -> (consumed: Int, stop: Stop) {
+                    queued: Int, limit: Int, pauseAt: Int) -> (consumed: Int, stop: Stop) {
         var offset = 0
         var outcome = first
         while true {
@@ -53,7 +56,7 @@ enum KVBatch {
                 parser.reset()
                 if !keepOpen { return (offset, .quit) }
                 if reply.count + queued > limit { return (offset, .overflow) }
-                if reply.count >= pauseThreshold { return (offset, .paused) }
+                if reply.count >= pauseAt { return (offset, .paused) }
             case .nothing(let consumed):
                 offset += consumed
             case .incomplete:

@@ -66,6 +66,11 @@ enum KVBytes {
         return true
     }
 
+    /// True when both hold the same bytes (Redis's `sdscmp(a, b) == 0`).
+    static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+    }
+
     /// ASCII `tolower` (the C locale's, as Redis uses it).
     @inline(__always)
     static func lowerASCII(_ byte: UInt8) -> UInt8 {

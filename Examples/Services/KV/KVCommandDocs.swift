@@ -176,9 +176,9 @@ enum KVCommandDocs {
                       ]),
     ]
 
-    private static let expireCondition = A.oneOf("condition", [A.token("NX"), A.token("XX"), A.token("GT"), A.token("LT")])
+    static let expireCondition = A.oneOf("condition", [A.token("NX"), A.token("XX"), A.token("GT"), A.token("LT")])
 
-    private static func doc(_ summary: String, _ since: String, _ group: String, _ complexity: String,
+    static func doc(_ summary: String, _ since: String, _ group: String, _ complexity: String,
                             _ arguments: [KVArgumentDoc]) -> KVCommandDoc {
         KVCommandDoc(summary: summary, since: since, group: group, complexity: complexity, arguments: arguments)
     }

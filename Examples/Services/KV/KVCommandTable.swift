@@ -6,6 +6,8 @@ enum KVCommandID: UInt8 {
     case client, clientSetName, clientGetName, clientID, clientHelp
     case config, configGet, configHelp
     case command, commandCount, commandDocs, commandInfo, commandList, commandHelp
+    case flushdb, incrbyfloat, getex, getrange, setrange, msetnx, rename, renamenx, copy
+    case expireat, pexpireat, expiretime, pexpiretime, time, hello
 }
 
 /// One command's metadata: what the dispatcher checks (arity) and what
@@ -56,7 +58,7 @@ final class KVCommandSpec: Sendable {
 /// The command table and its lookup by name.
 enum KVCommandTable {
     /// Every command, the hot ones first (the lookup scans in order).
-    static let all: [KVCommandSpec] = KVCommandDocs.table
+    static let all: [KVCommandSpec] = KVCommandDocs.table + KVCommandDocs.addedTable
 
     /// Names of up to 16 bytes folded to lowercase and packed in two words,
     /// so a lookup compares integers instead of strings.

@@ -9,8 +9,9 @@ public struct KVConfiguration: Sendable {
     public var idleTimeoutSeconds: Int
     /// Bytes of replies a client may leave unread (queued on its connection
     /// plus those of the batch being answered) before it is disconnected,
-    /// like Redis's `client-output-buffer-limit` hard limit. Bounds the
-    /// memory a client that pipelines requests but never reads can pin.
+    /// like Redis's `client-output-buffer-limit` hard limit. Back-pressure
+    /// (``highWatermark``) normally stops a client long before; this cap is
+    /// what a single reply larger than it (a GET of a huge value) meets.
     public var outputBufferLimit: Int
     /// The largest bulk argument accepted (Redis's `proto-max-bulk-len`);
     /// a larger declared length is a protocol error that closes the connection.
@@ -27,19 +28,41 @@ public struct KVConfiguration: Sendable {
     public var lingerTimeout: Duration
     /// How often the active expiry cycle runs (Redis's `hz` 10: every 100 ms).
     public var activeExpiryInterval: Duration
+    /// Bytes of unsent replies queued on a connection above which kv stops
+    /// reading and running that connection's requests (back-pressure: a
+    /// client that pipelines without reading costs this much, not the
+    /// output-buffer limit). Requests already read wait, unrun, and run once
+    /// the queue drains to ``lowWatermark``. A single reply larger than this
+    /// is still sent whole.
+    public var highWatermark: Int
+    /// Unsent bytes at or below which a connection paused at the high watermark resumes.
+    public var lowWatermark: Int
+    /// The most unsent replies all the connections of one runtime may hold
+    /// together, so that many slow readers at once stay bounded too. While
+    /// the total is above it, every connection holding more than 32 KiB of
+    /// it stops being read until it drains, and light users go on; the total
+    /// stays within the budget plus 32 KiB (or one reply) per connection.
+    public var outputBudget: Int
 
     /// Redis's defaults: no idle timeout, 512 MiB bulks, 1 GiB of query
     /// buffer; a 64 MiB output limit (Redis leaves normal clients
-    /// unlimited), 2 s of lingering.
+    /// unlimited), 2 s of lingering. Back-pressure at 512 KiB of unsent
+    /// replies per connection (resuming at 128 KiB) and 8 MiB per runtime:
+    /// small next to the kernel's own socket buffers (a few MiB per
+    /// connection on loopback), so a client that reads keeps its full speed.
     public init(idleTimeoutSeconds: Int = 0, outputBufferLimit: Int = 64 << 20, maxBulkLength: Int = 512 << 20,
                 maxQueryBufferLength: Int = 1 << 30, lingerTimeout: Duration = .seconds(2),
-                activeExpiryInterval: Duration = .milliseconds(100)) {
+                activeExpiryInterval: Duration = .milliseconds(100), highWatermark: Int = 512 << 10,
+                lowWatermark: Int = 128 << 10, outputBudget: Int = 8 << 20) {
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.outputBufferLimit = outputBufferLimit
         self.maxBulkLength = maxBulkLength
         self.maxQueryBufferLength = maxQueryBufferLength
         self.lingerTimeout = lingerTimeout
         self.activeExpiryInterval = activeExpiryInterval
+        self.highWatermark = highWatermark
+        self.lowWatermark = min(lowWatermark, highWatermark)
+        self.outputBudget = outputBudget
     }
 
     /// How often each runtime sweeps its connections for idle and lingering

@@ -13,6 +13,13 @@ import Reactor
 /// A client whose unread replies pass the output-buffer limit is reset at
 /// once (its queued replies are dropped). An idle client is closed
 /// silently. A client that half-closes gets its replies, then the close.
+///
+/// **Back-pressure.** Once its unsent replies pass the high watermark, or
+/// the runtime's output budget says it holds too much (``KVOutputBudget``),
+/// a connection is paused: it stops reading and stops running requests,
+/// even in the middle of a read (the rest waits in `pending`, unrun). It
+/// resumes, running what waited first, when its queue has drained
+/// (``ResourceEvent/writableAgain``) or the budget allows it again.
 final class KVConnection: ResourceHandler {
     /// The per-read state, behind a pointer: reached through it, the hot
     /// path's mutations skip the dynamic exclusivity checks Swift makes on
@@ -25,6 +32,12 @@ final class KVConnection: ResourceHandler {
         var lastActivity: UInt64
         /// Set once the connection is closing: input is discarded from then on.
         var closingSince: UInt64?
+        /// True while back-pressure holds the connection: no reading, no running.
+        var paused = false
+        /// The position in the output budget's backlog; -1 when not in it.
+        var budgetSlot = -1
+        /// The unsent bytes the output budget counts for this connection.
+        var countedUnsent = 0
     }
 
     // Sound: the service keeps every connection in its registry and lives as
@@ -47,6 +60,8 @@ final class KVConnection: ResourceHandler {
         state = .allocate(capacity: 1)
         state.initialize(to: State(parser: KVRequestParser(maxBulkLength: service.info.configuration.maxBulkLength),
                                    lastActivity: now.nanoseconds))
+        stream.highWatermark = service.info.configuration.highWatermark
+        stream.lowWatermark = service.info.configuration.lowWatermark
     }
 
     deinit {
@@ -65,6 +80,8 @@ final class KVConnection: ResourceHandler {
             // The client has sent everything: answer what arrived, then close.
             service.forget(self)
             stream.closeWhenFlushed(within: service.info.configuration.lingerTimeout)
+        case .writableAgain:
+            resumeIfAllowed(context: context)
         default:
             break
         }
@@ -79,7 +96,7 @@ final class KVConnection: ResourceHandler {
     private func received(_ input: UnsafeRawBufferPointer, context: Context) {
         state.pointee.lastActivity = context.now.nanoseconds
         guard state.pointee.closingSince == nil else { return }
-        if state.pointee.pending.readableBytes == 0 {
+        if state.pointee.pending.readableBytes == 0 && !state.pointee.paused {
             // The common case: whole commands, straight from the read buffer.
             let consumed = runCommands(input, context: context)
             if state.pointee.closingSince == nil && stream.isRegistered && consumed < input.count {
@@ -96,8 +113,14 @@ final class KVConnection: ResourceHandler {
             stream.abort()
             return
         }
+        if !state.pointee.paused { runPending(context: context) }
+    }
+
+    /// Runs the complete commands buffered in `pending`.
+    private func runPending(context: Context) {
         // A big argument still arriving: nothing to parse until it is all here.
-        guard state.pointee.pending.readableBytes >= state.pointee.parser.needed else { return }
+        guard state.pointee.pending.readableBytes > 0,
+              state.pointee.pending.readableBytes >= state.pointee.parser.needed else { return }
         // Sound: `pending` is not mutated while its bytes are lent out (runCommands touches only the parser).
         let consumed = state.pointee.pending.withUnsafeReadableBytes { runCommands($0, context: context) }
         guard state.pointee.closingSince == nil && stream.isRegistered else {
@@ -126,11 +149,12 @@ final class KVConnection: ResourceHandler {
                                                   client: self, server: service.info, database: database)
             let queued = stream.queuedByteCount
             let limit = service.info.configuration.outputBufferLimit
+            let pauseAt = min(KVBatch.pauseThreshold, service.outputBudget.pointee.room(for: self, queued: queued))
             let state = self.state
             let reply = service.reply
             let (consumed, stop, volatileKeys) = database.withStore { store in
                 let (consumed, stop) = KVBatch.run(rest, first: first, parser: &state.pointee.parser, store: &store, reply: &reply.pointee,
-                                                   context: commandContext, queued: queued, limit: limit)
+                                                   context: commandContext, queued: queued, limit: limit, pauseAt: pauseAt)
                 return (consumed, stop, store.volatileCount)
             }
             offset += consumed
@@ -138,10 +162,15 @@ final class KVConnection: ResourceHandler {
             switch stop {
             case .needMore:
                 flushReplies()
+                if mustPause() { pause() }
                 return offset
             case .paused:
                 flushReplies()
                 if !stream.isRegistered { return offset }  // the write failed: the stream has ended
+                if mustPause() {
+                    pause()
+                    return offset
+                }
             case .quit, .protocolError:
                 flushReplies()
                 beginClosing(now: context.now.nanoseconds, context: context)
@@ -161,6 +190,46 @@ final class KVConnection: ResourceHandler {
         guard reply.pointee.count > 0 else { return }
         stream.write(reply.pointee.bytes)
         reply.pointee.reset()
+    }
+
+    // MARK: Back-pressure
+
+    /// True while back-pressure holds the connection.
+    var isPaused: Bool { state.pointee.paused }
+    /// The output budget's bookkeeping (see ``KVOutputBudget``).
+    var budgetSlot: Int {
+        get { state.pointee.budgetSlot }
+        set { state.pointee.budgetSlot = newValue }
+    }
+    var countedUnsent: Int {
+        get { state.pointee.countedUnsent }
+        set { state.pointee.countedUnsent = newValue }
+    }
+
+    /// After a write: whether the unsent replies are above the high watermark,
+    /// or the budget wants this connection stopped. A connection with nothing
+    /// queued and nothing counted (a client that reads) returns at once.
+    @inline(__always)
+    private func mustPause() -> Bool {
+        guard state.pointee.budgetSlot >= 0 || stream.queuedByteCount > 0 else { return false }
+        let overBudget = service.outputBudget.pointee.record(self)
+        return overBudget || stream.isAboveHighWatermark
+    }
+
+    private func pause() {
+        state.pointee.paused = true
+        stream.setReading(false)
+    }
+
+    /// Resumes a paused connection if neither its queue nor the budget holds
+    /// it any more: runs the requests that waited, then reads again unless
+    /// they filled the queue again.
+    func resumeIfAllowed(context: Context) {
+        guard state.pointee.paused, stream.isRegistered, !stream.isAboveHighWatermark,
+              !service.outputBudget.pointee.record(self) else { return }
+        state.pointee.paused = false
+        runPending(context: context)
+        if !state.pointee.paused && stream.isRegistered { stream.setReading(true) }
     }
 
     // MARK: Ending

@@ -33,7 +33,8 @@ struct KVCommandContext {
 /// Redis 7.0 words them.
 ///
 /// The functions live in extensions by theme (KVStringCommands,
-/// KVKeyspaceCommands, KVServerCommands); each takes the store and the
+/// KVStringRangeCommands, KVFloatCommands, KVKeyspaceCommands,
+/// KVKeyCopyCommands, KVServerCommands, KVHandshakeCommands); each takes the store and the
 /// reply buffer `inout`, so a batch runs under one lock with no copies.
 enum KVExecutor {
     /// Runs one command. Returns false when the connection is to close
@@ -71,11 +72,15 @@ enum KVExecutor {
         case .type: type(args, store: &store, reply: &reply, now: context.now)
         case .expire: expire(args, unitSeconds: true, name: "expire", store: &store, reply: &reply, now: context.now)
         case .pexpire: expire(args, unitSeconds: false, name: "pexpire", store: &store, reply: &reply, now: context.now)
+        case .expireat: expire(args, unitSeconds: true, absolute: true, name: "expireat", store: &store, reply: &reply, now: context.now)
+        case .pexpireat: expire(args, unitSeconds: false, absolute: true, name: "pexpireat", store: &store, reply: &reply, now: context.now)
+        case .expiretime: expireTime(args, milliseconds: false, store: &store, reply: &reply, now: context.now)
+        case .pexpiretime: expireTime(args, milliseconds: true, store: &store, reply: &reply, now: context.now)
         case .ttl: ttl(args, milliseconds: false, store: &store, reply: &reply, now: context.now)
         case .pttl: ttl(args, milliseconds: true, store: &store, reply: &reply, now: context.now)
         case .persist: persist(args, store: &store, reply: &reply, now: context.now)
         case .dbsize: reply.appendInteger(Int64(store.count))
-        case .flushall: flushall(args, store: &store, reply: &reply)
+        case .flushall, .flushdb: flushall(args, store: &store, reply: &reply)
         case .keys: keys(args, store: &store, reply: &reply, now: context.now)
         case .ping: ping(args, reply: &reply)
         case .echo: reply.appendBulk(args[1])
@@ -87,6 +92,16 @@ enum KVExecutor {
             return false
         case .client, .config, .command:
             container(entry.spec, args, store: &store, reply: &reply, context: context)
+        case .incrbyfloat: incrementByFloat(args, store: &store, reply: &reply, now: context.now)
+        case .getex: getex(args, store: &store, reply: &reply, now: context.now)
+        case .getrange: getrange(args, store: &store, reply: &reply, now: context.now)
+        case .setrange: setrange(args, store: &store, reply: &reply, context: context)
+        case .msetnx: msetnx(args, store: &store, reply: &reply, now: context.now)
+        case .rename: rename(args, onlyIfNew: false, store: &store, reply: &reply, now: context.now)
+        case .renamenx: rename(args, onlyIfNew: true, store: &store, reply: &reply, now: context.now)
+        case .copy: copy(args, store: &store, reply: &reply, now: context.now)
+        case .time: time(reply: &reply)
+        case .hello: hello(args, reply: &reply, context: context)
         default:
             // Subcommand ids are reached through their container only.
             unknownCommand(args, reply: &reply)

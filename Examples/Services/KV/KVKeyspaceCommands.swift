@@ -1,4 +1,4 @@
-/// The keyspace commands: DEL, EXISTS, TYPE, the deadline commands, KEYS, FLUSHALL.
+/// The keyspace commands: DEL, EXISTS, TYPE, the deadline commands, KEYS, FLUSHALL and FLUSHDB.
 extension KVExecutor {
     static func del(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
         var removed: Int64 = 0
@@ -19,8 +19,10 @@ extension KVExecutor {
 
     /// EXPIRE/PEXPIRE key time [NX|XX|GT|LT], as Redis 7.0's expireGenericCommand:
     /// options are checked first, then the time (with its overflow checks),
-    /// then the key; a time already past deletes the key.
-    static func expire(_ args: KVArgs, unitSeconds: Bool, name: String, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    /// then the key; a time already past deletes the key. `absolute` makes it
+    /// EXPIREAT/PEXPIREAT: the time is a Unix time, not one relative to now.
+    static func expire(_ args: KVArgs, unitSeconds: Bool, absolute: Bool = false, name: String,
+                       store: inout KVStore, reply: inout KVReply, now: Int64) {
         var nx = false, xx = false, gt = false, lt = false
         for index in 3..<args.count {
             let option = args[index]
@@ -56,11 +58,12 @@ extension KVExecutor {
             }
             when *= 1000
         }
-        guard when <= Int64.max - now else {
+        let base = absolute ? 0 : now
+        guard when <= Int64.max - base else {
             invalidExpireTime(name, reply: &reply)
             return
         }
-        when += now
+        when += base
         guard let index = store.find(args[1], now: now) else {
             reply.append(":0\r\n")
             return
@@ -105,7 +108,8 @@ extension KVExecutor {
         reply.append(store.clearDeadline(index) ? ":1\r\n" : ":0\r\n")
     }
 
-    /// FLUSHALL [ASYNC|SYNC]: both flush at once (one database, no lazy-free thread).
+    /// FLUSHALL and FLUSHDB [ASYNC|SYNC]: the same with one database; both
+    /// flush at once (no lazy-free thread).
     static func flushall(_ args: KVArgs, store: inout KVStore, reply: inout KVReply) {
         if args.count > 2 || (args.count == 2 && !KVBytes.equalsIgnoringCase(args[1], "sync")
                               && !KVBytes.equalsIgnoringCase(args[1], "async")) {

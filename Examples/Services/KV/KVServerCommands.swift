@@ -47,11 +47,9 @@ extension KVExecutor {
             for line in lines { text += line + "\r\n" }
         }
         if wanted.contains("server") {
-            // The Redis version whose replies kv reproduces: clients choose
-            // features (and workarounds) by it.
             let uptime = Int(database.startedAt.duration(until: .now()).components.seconds)
             section("Server", [
-                "redis_version:7.0.15", "redis_mode:standalone", "kv_implementation:swift-reactor",
+                "redis_version:\(redisVersion)", "redis_mode:standalone", "kv_implementation:swift-reactor",
                 "os:Linux", "arch_bits:64", "multiplexing_api:\(server.backendName)",
                 "process_id:\(server.processID)", "tcp_port:\(server.port)",
                 "uptime_in_seconds:\(uptime)", "uptime_in_days:\(uptime / 86400)",
@@ -85,7 +83,7 @@ extension KVExecutor {
     /// CLIENT SETNAME name: printable ASCII without spaces; empty clears the name.
     static func clientSetName(_ args: KVArgs, reply: inout KVReply, context: KVCommandContext) {
         let name = args[2]
-        guard name.allSatisfy({ $0 >= UInt8(ascii: "!") && $0 <= UInt8(ascii: "~") }) else {
+        guard isValidClientName(name) else {
             reply.append("-ERR Client names cannot contain spaces, newlines or special characters.\r\n")
             return
         }

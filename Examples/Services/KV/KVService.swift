@@ -26,6 +26,8 @@ public final class KVService: Service {
     /// The replies of the batch being run, reused by every connection in turn
     /// (behind a pointer, so that its hot-path mutations skip dynamic exclusivity checks).
     let reply: UnsafeMutablePointer<KVReply>
+    /// The unsent replies of this runtime's connections (behind a pointer, for the same reason).
+    let outputBudget: UnsafeMutablePointer<KVOutputBudget>
     private var sweepTimer: TimerID?
     private var expiryTimer: TimerID?
 
@@ -38,11 +40,15 @@ public final class KVService: Service {
         self.index = index
         reply = .allocate(capacity: 1)
         reply.initialize(to: KVReply())
+        outputBudget = .allocate(capacity: 1)
+        outputBudget.initialize(to: KVOutputBudget(limit: info.configuration.outputBudget))
     }
 
     deinit {
         reply.deinitialize(count: 1)
         reply.deallocate()
+        outputBudget.deinitialize(count: 1)
+        outputBudget.deallocate()
     }
 
     /// Registers the listener; arms the active expiry cycle if keys with a
@@ -123,6 +129,7 @@ public final class KVService: Service {
         for connection in connections { connection.index = -1 }
         database.connectedClients.wrappingSubtract(connections.count, ordering: .relaxed)
         connections.removeAll()
+        outputBudget.pointee.removeAll()
     }
 
     /// Checks every connection for the idle timeout and the linger deadline.
@@ -139,6 +146,7 @@ public final class KVService: Service {
 
     /// Removes a connection from the registry (idempotent).
     func forget(_ connection: KVConnection) {
+        outputBudget.pointee.remove(connection)
         let position = connection.index
         guard position >= 0, position < connections.count, connections[position] === connection else { return }
         let last = connections.removeLast()

@@ -192,6 +192,21 @@ struct KVStore: ~Copyable {
         entries[index].valueLength = Int32(needed)
     }
 
+    /// Grows entry `index`'s value to `length` bytes with zero bytes
+    /// (SETRANGE past the end); a value already that long is left alone.
+    mutating func extendValue(_ index: Int, zeroFilledTo length: Int) {
+        let current = Int(entries[index].valueLength)
+        guard length > current else { return }
+        if length > Int(entries[index].valueCapacity) {
+            let keyLength = Int(entries[index].keyLength)
+            entries[index].block = realloc(entries[index].block, keyLength + length)!
+            entries[index].valueCapacity = Int32(length)
+        }
+        (entries[index].block + Int(entries[index].keyLength) + current).initializeMemory(as: UInt8.self, repeating: 0,
+                                                                                         count: length - current)
+        entries[index].valueLength = Int32(length)
+    }
+
     /// Removes `key` if it is live; true if it was (an expired key counts as absent).
     mutating func remove(_ key: UnsafeRawBufferPointer, now: Int64) -> Bool {
         let (slot, index) = probe(key, hash: hasher.hash(key))

@@ -85,7 +85,7 @@ extension KVExecutor {
     /// Redis's getExpireMillisecondsOrReply: a positive integer, in seconds
     /// or milliseconds, relative to now (EX, PX) or absolute (EXAT, PXAT);
     /// nil after replying with the error.
-    private static func expireMilliseconds(_ argument: UnsafeRawBufferPointer, seconds: Bool, relative: Bool, name: String,
+    static func expireMilliseconds(_ argument: UnsafeRawBufferPointer, seconds: Bool, relative: Bool, name: String,
                                            reply: inout KVReply, now: Int64) -> Int64? {
         guard var value = KVBytes.parseInt64(argument) else {
             notAnInteger(&reply)
