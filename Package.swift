@@ -119,7 +119,7 @@ let package = Package(
         ),
         // What the test targets share (a plain library, no Testing): threads, clocks and waits;
         // child processes, the executables they run, reads with deadlines.
-        .target(name: "ReactorTestSupport", dependencies: ["ReactorCore"], path: "Tests/Support"),
+        .target(name: "ReactorTestSupport", dependencies: ["ReactorCore", "ReactorTLS"], path: "Tests/Support"),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
         .testTarget(name: "ConformanceTests", dependencies: ["Reactor", "ReactorTestSupport"]),
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.

@@ -3,32 +3,30 @@
 // ever committed. A CA and, signed by it, certificates for localhost and
 // 127.0.0.1 (RSA and ECDSA P-256), an expired one, one for the wrong name,
 // one for SNI (sni.test and *.sni.test); and a self-signed one no CA vouches for.
-#if canImport(CReactorTLS)
 import Foundation
-import ReactorTestSupport
 import ReactorTLS
 
 /// The paths of every generated certificate and key.
-struct TestCertificates: Sendable {
+public struct TestCertificates: Sendable {
     /// The directory holding them all.
-    let directory: String
+    public let directory: String
     /// The CA every certificate except ``selfSigned`` is signed by.
-    let caCertificate: String
+    public let caCertificate: String
     /// RSA 2048, CN=localhost, for localhost and 127.0.0.1.
-    let server: TLSCertificateFiles
+    public let server: TLSCertificateFiles
     /// ECDSA P-256, for localhost and 127.0.0.1.
-    let ecdsa: TLSCertificateFiles
+    public let ecdsa: TLSCertificateFiles
     /// For localhost and 127.0.0.1, but its validity ended yesterday.
-    let expired: TLSCertificateFiles
+    public let expired: TLSCertificateFiles
     /// For wrong.example only.
-    let wrongName: TLSCertificateFiles
+    public let wrongName: TLSCertificateFiles
     /// For sni.test and *.sni.test.
-    let sni: TLSCertificateFiles
+    public let sni: TLSCertificateFiles
     /// For localhost, signed by itself.
-    let selfSigned: TLSCertificateFiles
+    public let selfSigned: TLSCertificateFiles
 
     /// The set, made on first use; every test shares it.
-    static func shared() throws -> TestCertificates { try made.get() }
+    public static func shared() throws -> TestCertificates { try made.get() }
 
     private static let made: Result<TestCertificates, any Error> = Result { try make() }
 
@@ -106,4 +104,3 @@ struct TestCertificates: Sendable {
 
         """
 }
-#endif
