@@ -180,7 +180,7 @@ public final class SocketStream: StreamResource {
         guard isRegistered else { return .active }
         // Hangup: both directions are shut (this side half-closed earlier, or
         // cannot write any more), so after end of file the stream is done.
-        if readiness.contains(.hangup) && outbound.isEmpty { return .closed }
+        if readiness.contains(.hangup) && outbound.isEmpty && tls == nil { return .closed }
         return allowsRemoteHalfClosure ? .active : endAtEndOfFile()
     }
 

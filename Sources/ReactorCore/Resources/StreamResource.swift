@@ -309,6 +309,7 @@ open class StreamResource: Resource {
     /// now if nothing is queued, otherwise once the queue drains.
     func endAtEndOfFile() -> ResourceStatus {
         guard isRegistered else { return .active }  // the handler closed it on `.readClosed`
+        if let tls { beginTLSClose(tls) }  // our close_notify answers the peer's: a clean end both ways
         if outbound.isEmpty && !awaitingWritability { return .closed }
         endAfterFlush = true
         return .active
