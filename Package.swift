@@ -16,6 +16,7 @@ import PackageDescription
 //   ReactorTLS                  TLS without system calls: shared configurations, one engine per connection
 //   CReactorTLS                 OpenSSL 3 module map and macro shim (compiled out without libssl-dev)
 //   CReactorSys, CLibev, CUring shims for what Swift's Glibc module omits, libev's macros, liburing's include order
+//   CAres                       c-ares (libc-ares-dev): DNS on the runtime's poller (compiled out without it)
 let package = Package(
     name: "swift-reactor",
     products: [
@@ -26,6 +27,7 @@ let package = Package(
         .library(name: "PollUring", targets: ["PollUring"]),
         .library(name: "Reactor", targets: ["Reactor"]),
         .library(name: "ReactorTLS", targets: ["ReactorTLS"]),
+        .library(name: "ReactorNames", targets: ["ReactorNames"]),
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "proxy", targets: ["Proxy"]),
@@ -65,8 +67,12 @@ let package = Package(
         // OpenSSL 3 from Debian's libssl-dev; compiles to nothing when the header is absent,
         // and ReactorTLS then throws "not built" from every entry point.
         .systemLibrary(name: "CReactorTLS", path: "Sources/CReactorTLS"),
+        // c-ares from Debian's libc-ares-dev, for name resolution on the runtime's own poller;
+        // compiles to nothing when the header is absent (resolving then says "not built").
+        .systemLibrary(name: "CAres", path: "Sources/CAres"),
+        .target(name: "ReactorNames", dependencies: ["ReactorCore", "CReactorSys", "CAres"]),
         .target(name: "ReactorTLS", dependencies: ["CReactorTLS"]),
-        .target(name: "Reactor", dependencies: ["ReactorCore", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
+        .target(name: "Reactor", dependencies: ["ReactorCore", "ReactorNames", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
             name: "ExampleServices",

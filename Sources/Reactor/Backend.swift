@@ -7,6 +7,7 @@
 @_exported import PollPoll
 @_exported import PollUring
 @_exported import ReactorTLS
+@_exported import ReactorNames
 
 #if canImport(Glibc)
 import Glibc

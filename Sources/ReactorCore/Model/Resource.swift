@@ -22,28 +22,28 @@ open class Resource {
     /// stays set after the resource is removed (ids are never reused, so a
     /// stale id finds nothing), so a disconnect handler can still say which
     /// connection it was.
-    public internal(set) var id: ResourceID?
+    public internal(set) final var id: ResourceID?
     /// What this resource wants to hear about. Change it with ``setInterest(_:)``.
-    public internal(set) var interest: Interest
+    public internal(set) final var interest: Interest
     /// The interest the poller holds for it; differs from ``interest`` while
     /// a change waits to be applied before the next wait.
-    @usableFromInline var registeredInterest: Interest = .none
+    @usableFromInline final var registeredInterest: Interest = .none
     /// True while this resource is in its runtime's list of interest changes.
-    @usableFromInline var interestChangePending = false
+    @usableFromInline final var interestChangePending = false
     /// The runtime state this resource is registered with.
-    @usableFromInline unowned(unsafe) var owner: Context?
+    @usableFromInline final unowned(unsafe) var owner: Context?
     /// Set once the descriptor is closed.
-    public private(set) var isClosed = false
+    public private(set) final var isClosed = false
     /// Bytes this resource has read (streams and datagram sockets count
     /// them; for introspection such as an HTTP `/stats` page).
-    public internal(set) var bytesIn: UInt64 = 0
+    public internal(set) final var bytesIn: UInt64 = 0
     /// Bytes this resource has written.
-    public internal(set) var bytesOut: UInt64 = 0
+    public internal(set) final var bytesOut: UInt64 = 0
     /// Set when the resource was closed or ended: its descriptor closes
     /// after the current batch, and nothing more may be written to it.
-    public internal(set) var isClosing = false
+    public internal(set) final var isClosing = false
     /// Where this resource's events go: its handler, typed (see ``handler``).
-    @usableFromInline var route: HandlerRoute?
+    @usableFromInline final var route: HandlerRoute?
 
     /// Who hears this resource's events and its disconnect: this handler when
     /// set, the runtime's ``Service`` otherwise. Lets one runtime serve many
@@ -55,30 +55,41 @@ open class Resource {
     /// type or a superclass of it: the handler is then given the resource
     /// already typed. Setting a handler of another subject is a programming
     /// error and stops the process with a message naming both types.
-    public var handler: (any ResourceHandler)? {
+    public final var handler: (any ResourceHandler)? {
         get { route?.handler }
         set {
             guard let newValue else { route = nil; return }
             guard let route = HandlerRoute.make(newValue, for: self) else {
-                preconditionFailure("\(type(of: newValue)) handles \(Self.subjectName(of: newValue)), not \(type(of: self))")
+                preconditionFailure("\(type(of: newValue)) handles \(subjectName(of: newValue)), not \(type(of: self))")
             }
             self.route = route
         }
     }
 
-    private static func subjectName(of handler: any ResourceHandler) -> String {
-        func name<H: ResourceHandler>(_ handler: H) -> String { "\(H.Subject.self)" }
-        return name(handler)
-    }
+
+    /// Whether this resource closes its descriptor; false for descriptors
+    /// a library keeps (c-ares's sockets, which it closes itself).
+    let ownsDescriptor: Bool
 
     /// Adopts `fd`; the resource will close it.
     public init(fd: FileDescriptor, interest: Interest) {
         self.fd = fd
         self.interest = interest
+        ownsDescriptor = true
+    }
+
+    /// Watches `fd` without owning it: closing the resource leaves the
+    /// descriptor open, for descriptors another library opens and closes
+    /// (c-ares's sockets, say). Deregister it (close the resource) before
+    /// that library closes the descriptor.
+    public init(borrowing fd: FileDescriptor, interest: Interest) {
+        self.fd = fd
+        self.interest = interest
+        ownsDescriptor = false
     }
 
     deinit {
-        if !isClosed { Syscall.close(fd) }
+        if !isClosed && ownsDescriptor { Syscall.close(fd) }
     }
 
     /// A short, human-readable kind for logs and introspection, e.g. `tcp-stream`.
@@ -164,8 +175,14 @@ open class Resource {
     func closeDescriptor() {
         guard !isClosed else { return }
         isClosed = true
-        Syscall.close(fd)
+        if ownsDescriptor { Syscall.close(fd) }
     }
+}
+
+/// The name of the resource type a handler takes, for a misuse's message.
+private func subjectName(of handler: any ResourceHandler) -> String {
+    func name<H: ResourceHandler>(_ handler: H) -> String { "\(H.Subject.self)" }
+    return name(handler)
 }
 
 /// What a resource's I/O turned up, for the Service.

@@ -35,6 +35,25 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Copies an IPv4 or IPv6 address from a C `sockaddr` (a resolver's
+    /// answer), with `port` in place of the one it carries; nil for other families.
+    public init?(sockaddr address: UnsafePointer<sockaddr>, length: socklen_t, port: UInt16) {
+        var storage = sockaddr_storage()
+        let family = Int32(address.pointee.sa_family)
+        let size = family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : family == AF_INET ? MemoryLayout<sockaddr_in>.size : 0
+        guard size > 0, Int(length) >= size else { return nil }
+        // Sound: `size` bytes are valid at `address` (checked against `length`) and fit in sockaddr_storage.
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: size)) }
+        withUnsafeMutableBytes(of: &storage) { raw in
+            if family == AF_INET6 {
+                raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self).pointee.sin6_port = port.bigEndian
+            } else {
+                raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self).pointee.sin_port = port.bigEndian
+            }
+        }
+        self.init(storage: storage, length: socklen_t(size))
+    }
+
     init(storage: sockaddr_storage, length: socklen_t) {
         self.storage = storage
         self.length = length

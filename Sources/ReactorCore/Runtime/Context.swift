@@ -220,6 +220,15 @@ public final class Context {
         }
     }
 
+    // MARK: Extensions of the runtime (name resolution)
+
+    /// The resolver of ReactorNames, once made (held here so it lives and dies with the runtime).
+    package var resolverStorage: AnyObject?
+    /// Where the resolver asks (``RuntimeOptions/resolver``).
+    package var resolverConfiguration = ResolverConfiguration()
+    /// Run as the runtime stops, before its resources close.
+    package var stopHooks: [() -> Void] = []
+
     // MARK: Timers
 
     /// Arms a timer that fires after `delay`, and then every `interval` if one
@@ -299,7 +308,7 @@ public final class Context {
     }
 
     /// Runs `callback` after the current callback returns (with the notices).
-    func runAfterCallback(_ callback: @escaping () -> Void) {
+    package func runAfterCallback(_ callback: @escaping () -> Void) {
         notices.append(.deferred(callback))
     }
 

@@ -46,6 +46,7 @@ public final class Runtime<P: Poller, S: Service> {
         self.options = options
         self.context = Context(registrar: poller, readBufferSize: options.readBufferSize,
                                loopTimeout: options.loopTimeout, logger: options.logger)
+        context.resolverConfiguration = options.resolver
         self.controller = Controller(waker: poller.waker)
         events.reserveCapacity(1024)
     }
@@ -270,6 +271,8 @@ public final class Runtime<P: Poller, S: Service> {
     /// Deregisters and closes every resource still registered.
     @usableFromInline
     func shutdownResources() {
+        for hook in context.stopHooks { hook() }  // the resolver's lookups end ("cancelled"), its sockets close
+        context.stopHooks.removeAll()
         for slot in context.slots {
             if let resource = slot.resource {
                 context.remove(resource)

@@ -11,6 +11,8 @@ public struct RuntimeOptions: Sendable {
     public var readBufferSize: Int
     /// The logger the runtime and its Context use.
     public var logger: Logger
+    /// Where the runtime's ``Context/resolver`` asks (the system's servers by default).
+    public var resolver = ResolverConfiguration()
 
     /// Options with the given values; every one has a default.
     public init(
