@@ -66,6 +66,27 @@ struct HTTPTLSTests {
         #expect(result.errorOutput.contains("SSL certificate verify ok"), "\(result.errorOutput)")
     }
 
+    @Test("uploads to /echo over TLS come back byte for byte, with Content-Length and chunked", arguments: Backend.built)
+    func uploadEcho(backend: Backend) throws {
+        let certificates = try TestCertificates.shared()
+        let server = try HTTPTestServer(backend: backend, extraArguments: certificates.serverArguments())
+        defer { server.stop() }
+        let input = randomBytes(300_000)
+        let inputFile = try temporaryFile(input)
+        let outputFile = inputFile.appendingPathExtension("out")
+        defer {
+            for file in [inputFile, outputFile] { try? FileManager.default.removeItem(at: file) }
+        }
+        for extra in [[], ["-H", "Transfer-Encoding: chunked"]] {
+            let result = try runTool("curl", ["-sS", "--max-time", "10", "--cacert", certificates.caCertificate] + extra
+                                         + ["--data-binary", "@" + inputFile.path, "-o", outputFile.path, "-w", "%{http_code}",
+                                            "https://127.0.0.1:\(try #require(server.tlsPort))/echo"])
+            #expect(result.status == 0 && result.output == "200", "curl \(extra) failed: \(result.errorOutput)")
+            let output = [UInt8](try Data(contentsOf: outputFile))
+            #expect(output.count == input.count && output == input, "\(extra): the echoed body differs from the one sent")
+        }
+    }
+
     @Test("wrk https:// -c20 for 2 s on two runtimes: requests served, no socket errors, only 200s", arguments: Backend.built)
     func wrk(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
