@@ -4,6 +4,8 @@
 //   swift run -c release kv --port 6379 --threads 2
 //   redis-cli -p 6379 set greeting hello
 //   redis-benchmark -p 6379 -t get,set -P 16 -q
+//   swift run -c release kv --port 6379 --tls-cert cert.pem --tls-key key.pem --tls-port 6380
+//   redis-cli --tls --cacert ca.pem -p 6380 ping                (TLS and plain side by side)
 import ArgumentParser
 import ExampleServices
 import Reactor
@@ -27,6 +29,11 @@ struct KV: ParsableCommand {
     @Option(help: "Runtimes (threads), each with its own listener on the port (default: the CPUs this process may use).")
     var threads: Int?
 
+    @OptionGroup var tlsOptions: TLSCertificateOptions
+
+    @Option(help: "TLS port, served beside --port by every runtime (0 picks a free one; default: 6380). Needs --tls-cert and --tls-key.")
+    var tlsPort: UInt16?
+
     @Option(help: "Close clients idle for this many seconds (0: never), like Redis's `timeout`.")
     var idleTimeout = 0
 
@@ -41,6 +48,10 @@ struct KV: ParsableCommand {
 
     mutating func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if tlsPort != nil && !tlsOptions.isEnabled { throw ValidationError("--tls-port needs --tls-cert FILE and --tls-key FILE") }
+        if tlsOptions.isEnabled && port != 0 && (tlsPort ?? 6380) == port {
+            throw ValidationError("--tls-port must differ from --port (the plain listener is served beside the TLS one)")
+        }
         guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 (off) or a number of seconds") }
         guard outputBufferLimit > 0 else { throw ValidationError("--output-buffer-limit must be positive") }
         guard highWatermark > 0 else { throw ValidationError("--high-watermark must be positive") }
@@ -54,7 +65,10 @@ struct KV: ParsableCommand {
         let configuration = KVConfiguration(idleTimeoutSeconds: idleTimeout, outputBufferLimit: outputBufferLimit,
                                             highWatermark: highWatermark, lowWatermark: highWatermark / 4,
                                             outputBudget: outputBudget)
-        try backendOptions.run(program: "kv", Serve(host: host, port: port, threads: threads, configuration: configuration))
+        // The certificate is read now: a bad file fails here, with OpenSSL's reason, before anything listens.
+        let tls = try tlsOptions.serverTLS(program: "kv", applicationProtocols: [])
+            .map { TLSListening(port: tlsPort ?? 6380, options: $0) }
+        try backendOptions.run(program: "kv", Serve(host: host, port: port, threads: threads, configuration: configuration, tls: tls))
     }
 }
 
@@ -65,13 +79,18 @@ struct Serve: PollerVisitor {
     let port: UInt16
     let threads: Int?
     let configuration: KVConfiguration
+    /// The TLS listener beside the plain one, if any.
+    let tls: TLSListening?
 
     func visit<P: Poller>(_ type: P.Type) throws {
         let threadCount = threads ?? RuntimeGroup<P, KVService>.availableCPUs
-        let (group, boundPort) = try KVServer.start(P.self, host: host, port: port, threads: threadCount,
-                                                    configuration: configuration)
+        let (group, boundPort, tlsPort) = try KVServer.start(P.self, host: host, port: port, threads: threadCount,
+                                                             configuration: configuration, tls: tls)
         try TerminationSignals.onSignal(program: "kv") { group.shutdown() }
         announceListening("kv", on: "\(host):\(boundPort)", backend: P.name, note: "\(threadCount) threads")
+        if let tlsPort {
+            announceListening("kv", on: "\(host):\(tlsPort)", backend: P.name, note: "\(threadCount) threads, tls")
+        }
         group.join()
         printError("kv: stopped")
     }

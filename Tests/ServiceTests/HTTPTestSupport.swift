@@ -13,18 +13,23 @@ import Glibc
 
 // MARK: The server under test
 
-/// A running `http --backend NAME --port 0 ...`, with the port it announced.
+/// A running `http --backend NAME --port 0 ...`, with the port it announced
+/// (and its TLS port, when started with `--tls-cert`).
 /// Stop it with ``stop()`` (SIGTERM, then SIGKILL if it lingers).
 final class HTTPTestServer {
     let child: ChildProcess
     let port: UInt16
     /// The whole ready line, e.g. `http listening on 127.0.0.1:PORT (backend epoll, 1 threads)`.
     let readyLine: String
+    /// The TLS port from the second ready line (`... (backend epoll, 1 threads, tls)`), with `--tls-cert`.
+    let tlsPort: UInt16?
 
     init(backend: Backend, threads: Int = 1, extraArguments: [String] = []) throws {
         let arguments = ["--backend", backend.rawValue, "--strict-backend", "--port", "0", "--threads", "\(threads)"] + extraArguments
         child = try ChildProcess(executable: try Executables.product("http"), arguments: arguments)
         (port, readyLine) = try child.readListeningPort("http", suffix: " (backend \(backend.rawValue), \(threads) threads)")
+        tlsPort = extraArguments.contains("--tls-cert")
+            ? try child.readListeningPort("http", suffix: " (backend \(backend.rawValue), \(threads) threads, tls)").port : nil
     }
 
     var url: String { "http://127.0.0.1:\(port)" }

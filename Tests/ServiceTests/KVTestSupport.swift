@@ -15,13 +15,15 @@ import Glibc
 // MARK: The servers
 
 /// A running `kv --backend NAME --strict-backend --port 0 --threads N ...`,
-/// with the port it announced. Stop it with ``stop()``. Its standard error
+/// with the port it announced (and its TLS port, when started with `--tls-cert`). Stop it with ``stop()``. Its standard error
 /// goes to a file: a server under load may log more than a pipe holds.
 /// `KV_EXECUTABLE` in the environment names another build to run (the
 /// release one, to measure it with these tests).
 final class KVTestServer {
     let child: ChildProcess
     let port: UInt16
+    /// The TLS port from the second ready line (`... (backend epoll, 1 threads, tls)`), with `--tls-cert`.
+    let tlsPort: UInt16?
 
     init(backend: Backend, threads: Int = 1, extraArguments: [String] = []) throws {
         let arguments = ["--backend", backend.rawValue, "--strict-backend", "--port", "0", "--threads", "\(threads)"] + extraArguments
@@ -29,6 +31,8 @@ final class KVTestServer {
             ?? Executables.product("kv")
         child = try ChildProcess(executable: executable, arguments: arguments, standardError: .file)
         port = try child.readListeningPort("kv", suffix: " (backend \(backend.rawValue), \(threads) threads)").port
+        tlsPort = extraArguments.contains("--tls-cert")
+            ? try child.readListeningPort("kv", suffix: " (backend \(backend.rawValue), \(threads) threads, tls)").port : nil
     }
 
     /// SIGTERM; true when the server exited by itself with status 0.

@@ -9,7 +9,9 @@ import Glibc
 /// counters and resources as JSON), `POST /echo` (the body back).
 ///
 /// One service per runtime, each with its own listener on the same port
-/// (`SO_REUSEPORT`, see ``HTTPServer``); nothing is shared between them.
+/// (`SO_REUSEPORT`, see ``HTTPServer``) and maybe a TLS one beside it;
+/// nothing is shared between them. Connections are served alike whichever
+/// listener accepted them: TLS is a layer of the stream.
 /// Each accepted connection gets an ``HTTPConnection`` as its handler, so
 /// its events go straight to its own state. One repeating timer refreshes
 /// the `Date` header and sweeps the connections' deadlines, instead of a
@@ -22,7 +24,7 @@ public final class HTTPService: Service {
     let index: Int
     let threadCount: Int
     let backendName: String
-    private let listener: SocketListener?
+    private let listeners: [SocketListener]
     /// Formats responses; its output buffer is shared by every connection.
     let writer: HTTPResponseWriter
     var counters = HTTPCounters()
@@ -32,22 +34,30 @@ public final class HTTPService: Service {
 
     /// A service that serves on `listener`, which it registers when its
     /// runtime starts. A nil listener (its bind failed) serves nothing.
-    public init(configuration: HTTPConfiguration = HTTPConfiguration(), listener: SocketListener?,
+    public convenience init(configuration: HTTPConfiguration = HTTPConfiguration(), listener: SocketListener?,
+                            index: Int = 0, threadCount: Int = 1, backendName: String) {
+        self.init(configuration: configuration, listeners: listener.map { [$0] } ?? [], index: index,
+                  threadCount: threadCount, backendName: backendName)
+    }
+
+    /// A service that serves on every one of `listeners` (a plain one and a
+    /// TLS one, say), which it registers when its runtime starts.
+    public init(configuration: HTTPConfiguration = HTTPConfiguration(), listeners: [SocketListener],
                 index: Int = 0, threadCount: Int = 1, backendName: String) {
         self.configuration = configuration
         timeouts = (configuration.requestTimeout.nanoseconds, configuration.idleTimeout.nanoseconds,
                     configuration.lingerTimeout.nanoseconds)
-        self.listener = listener
+        self.listeners = listeners
         self.index = index
         self.threadCount = threadCount
         self.backendName = backendName
         writer = HTTPResponseWriter(serverName: configuration.serverName)
     }
 
-    /// Registers the listener and arms the timer that refreshes the `Date`
+    /// Registers the listeners and arms the timer that refreshes the `Date`
     /// header and sweeps deadlines.
     public func runtimeStarted(context: Context) {
-        if let listener {
+        for listener in listeners {
             do {
                 try context.register(listener)
             } catch {
@@ -59,7 +69,7 @@ public final class HTTPService: Service {
         ticker = context.schedule(after: configuration.sweepInterval, repeating: configuration.sweepInterval)
     }
 
-    /// The listener's events: each accepted connection gets its ``HTTPConnection``.
+    /// The listeners' events: each accepted connection gets its ``HTTPConnection``.
     public func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
         // Connections have their own handlers: only the listener reports here.
         switch event {

@@ -4,8 +4,8 @@ import Reactor
 /// (RESP2) over the ``KVDatabase`` that every runtime of the group shares.
 ///
 /// Each runtime has its own listener on the same port (`SO_REUSEPORT`; see
-/// ``KVServer``), its own connections, and its own reply buffer; only the
-/// database is shared.
+/// ``KVServer``) and maybe a TLS one beside it, its own connections, and
+/// its own reply buffer; only the database is shared.
 ///
 /// **Timers only when needed.** A runtime with an armed timer pays for it
 /// on every loop turn (a clock reading and a look at the timer heap), and
@@ -20,7 +20,7 @@ public final class KVService: Service {
     let info: KVServerInfo
     /// This runtime's position in its group.
     let index: Int
-    private let listener: SocketListener?
+    private let listeners: [SocketListener]
     /// Every open connection, for the sweep (swap-removed by index).
     private(set) var connections: [KVConnection] = []
     /// The replies of the batch being run, reused by every connection in turn
@@ -31,12 +31,12 @@ public final class KVService: Service {
     private var sweepTimer: TimerID?
     private var expiryTimer: TimerID?
 
-    /// A service that serves `database` on `listener` (registered when the
-    /// runtime starts; nil serves nothing, for a listener that failed to bind).
-    init(database: KVDatabase, info: KVServerInfo, listener: SocketListener?, index: Int) {
+    /// A service that serves `database` on every one of `listeners` (a plain
+    /// and a TLS one, say; registered when the runtime starts).
+    init(database: KVDatabase, info: KVServerInfo, listeners: [SocketListener], index: Int) {
         self.database = database
         self.info = info
-        self.listener = listener
+        self.listeners = listeners
         self.index = index
         reply = .allocate(capacity: 1)
         reply.initialize(to: KVReply())
@@ -51,10 +51,10 @@ public final class KVService: Service {
         outputBudget.deallocate()
     }
 
-    /// Registers the listener; arms the active expiry cycle if keys with a
+    /// Registers the listeners; arms the active expiry cycle if keys with a
     /// deadline exist (a database shared with an earlier server, say).
     public func runtimeStarted(context: Context) {
-        if let listener {
+        for listener in listeners {
             do {
                 try context.register(listener)
             } catch {
@@ -66,7 +66,7 @@ public final class KVService: Service {
         if database.withStore({ $0.volatileCount }) > 0 { startExpiryCycle(context: context) }
     }
 
-    /// The listener's events (connections report to their own handlers).
+    /// The listeners' events (connections report to their own handlers).
     public func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {
         switch event {
         case .accepted(let stream):

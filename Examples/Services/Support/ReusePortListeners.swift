@@ -5,7 +5,8 @@ import Synchronization
 /// first on the requested port (a free one for port 0), the rest with the
 /// port the first one got, all with `SO_REUSEPORT` so the kernel spreads
 /// connections across them. Called from the runtimes' own threads (so a
-/// listener never crosses threads), hence the lock.
+/// listener never crosses threads), hence the lock. With ``tls`` set, every
+/// listener hands over its connections speaking TLS.
 public final class ReusePortListeners: Sendable {
     private struct State: Sendable {
         var port: UInt16?
@@ -13,10 +14,16 @@ public final class ReusePortListeners: Sendable {
     }
 
     private let address: SocketAddress
+    /// What every listener's connections speak, when TLS (see ``SocketListener/tls``).
+    public let tls: StreamTLSOptions?
     private let state = Mutex(State())
 
-    /// Listeners for `address`, each runtime binding its own with `SO_REUSEPORT`.
-    public init(address: SocketAddress) { self.address = address }
+    /// Listeners for `address`, each runtime binding its own with
+    /// `SO_REUSEPORT`; with `tls`, their connections speak TLS.
+    public init(address: SocketAddress, tls: StreamTLSOptions? = nil) {
+        self.address = address
+        self.tls = tls
+    }
 
     /// The port bound, once the first listener is.
     public var port: UInt16? { state.withLock { $0.port } }
@@ -37,6 +44,7 @@ public final class ReusePortListeners: Sendable {
                     _ = try SocketListener(bindingTo: address, options: ListenerOptions(backlog: 1))
                 }
                 let listener = try SocketListener(bindingTo: address, options: ListenerOptions(reusePort: true))
+                listener.tls = tls
                 state.port = listener.localAddress.port
                 return listener
             } catch {
@@ -59,9 +67,22 @@ public final class ReusePortListeners: Sendable {
     public func started<P: Poller, S: Service>(
         _ start: () throws(ReactorError) -> RuntimeGroup<P, S>
     ) throws(ReactorError) -> (group: RuntimeGroup<P, S>, port: UInt16) {
+        let (group, ports) = try ReusePortListeners.started([self], start)
+        return (group, ports[0])
+    }
+
+    /// Starts `group` via `start`, then checks every runtime bound a
+    /// listener of each of `sets` (a plain and a TLS port, say): returns the
+    /// group and the port of each set, in order. On a bind failure the group
+    /// is stopped again and the first error thrown.
+    public static func started<P: Poller, S: Service>(
+        _ sets: [ReusePortListeners], _ start: () throws(ReactorError) -> RuntimeGroup<P, S>
+    ) throws(ReactorError) -> (group: RuntimeGroup<P, S>, ports: [UInt16]) {
         let group = try start()
-        do {
-            return (group, try check())
+        do throws(ReactorError) {
+            var ports: [UInt16] = []
+            for set in sets { ports.append(try set.check()) }
+            return (group, ports)
         } catch {
             group.shutdown()
             group.join()
