@@ -68,7 +68,7 @@ public final class SocketStream: StreamResource {
     /// connection is up, ``ResourceEvent/tlsEstablished(_:)`` reports its
     /// outcome, and bytes written before then are encrypted and sent when it
     /// completes. A failed handshake ends the stream with OpenSSL's reason,
-    /// e.g. `tls handshake(#3): certificate verify failed (self-signed certificate)`.
+    /// e.g. `tls handshake(resource #3): certificate verify failed (self-signed certificate)`.
     public static func connect(to address: SocketAddress, timeout: Duration? = nil,
                                options: StreamOptions = StreamOptions(),
                                tls: StreamTLSOptions? = nil) throws(ReactorError) -> SocketStream {
@@ -80,7 +80,11 @@ public final class SocketStream: StreamResource {
             throw ReactorError("connect", .named("\(address)"), errno: errno)
         }
         let stream = SocketStream(connecting: fd, to: address, timeout: timeout, options: options)
-        if let tls { try stream.startTLS(tls) }
+        if var tls {
+            // One cached session per server and port: the same name on two ports is two servers.
+            if tls.sessionKey == nil { tls.sessionKey = "\(tls.serverName ?? address.host):\(address.port)" }
+            try stream.startTLS(tls)
+        }
         return stream
     }
 
