@@ -78,6 +78,13 @@ struct ReactorBench: ParsableCommand {
             printError("reactor-bench: \(error)")
             throw ExitCode(2)
         }
+        // The servers inherit this thread's signal mask through Process. A
+        // parent that blocks signals (the test runner blocks nearly all)
+        // would leave SIGUSR2 blocked in them, and the allocation counter
+        // would never report: start them with none blocked, as a shell does.
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
         do {
             try ProcessTuning.pin(toCPU: Int32(loadCPU))
             try ProcessTuning.ensureDescriptorLimit(plan.descriptorsNeeded)
