@@ -66,7 +66,7 @@ struct BenchToolTests {
         }
         // The targets: judged where this run measured what they need, "n/a" elsewhere.
         let targets = try #require(report["targets"] as? [[String: Any]])
-        #expect(targets.count == 8, "\(targets)")
+        #expect(targets.count == 13, "\(targets)")
         #expect(run.output.contains("Targets (goals reported against, not assertions):"))
         let echoVersusC = try #require(targets.first { ($0["target"] as? String)?.hasPrefix("echo 100 × 64 B ≥ 0.95× c-epoll") == true })
         #expect((echoVersusC["met"] as? Bool != nil) == cReferenceBuilt, "judged exactly when the C reference ran: \(echoVersusC)")
@@ -83,6 +83,65 @@ struct BenchToolTests {
         #expect(csv.split(separator: "\n").count == rows.count + 1, "a header and one line per row")
         let svg = try String(contentsOf: output.appendingPathComponent("echo.svg"), encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.contains("epoll"))
+    }
+
+    @Test("the tls scenario: every TLS row of each server present (or its skip explained), targets judged only where measured",
+          .enabled(if: allowedCPUs().count >= 2, "the bench needs two CPUs: one for the servers, one for the load"),
+          .enabled(if: Executables.find("wrk") != nil && Executables.find("openssl") != nil, "needs wrk and openssl (bash scripts/deps.sh)"))
+    func tlsScenario() throws {
+        let cpus = Self.allowedCPUs()
+        let root = try #require(Executables.packageRoot()).path
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-bench-tls-test-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        // Small numbers: the code paths, not the measurements (a debug build).
+        let run = try Self.runBench(["--quick", "--backends", "epoll", "--scenarios", "tls", "--runs", "1", "--seconds", "0.5",
+                                     "--kv-requests", "2000", "--idle-tls-connections", "300", "--output", output.path,
+                                     "--server-cpu", "\(cpus[0])", "--load-cpu", "\(cpus[1])"], timeout: .seconds(300))
+        try #require(run.status == 0, "exit \(run.status); stderr:\n\(run.errorOutput)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("results.json"))) as? [String: Any])
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        let skipped = report["skipped"] as? [String] ?? []
+        func row(_ scenario: String, _ server: String) -> [String: Any]? {
+            rows.first { $0["scenario"] as? String == scenario && $0["server"] as? String == server }
+        }
+        let help = try runTool(try Executables.product("http"), ["--help"], timeout: .seconds(30)).output
+        let expected: [(server: String, present: Bool, missing: String)] = [
+            ("nio-ssl", FileManager.default.isExecutableFile(atPath: "\(root)/Benchmarks/Peers/.build/release/nio-https"), "nio-ssl https: not built"),
+            ("nginx", Executables.find("nginx") != nil || FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx"), "nginx https: not installed"),
+            ("epoll", help.contains("--tls-cert"), "the backends' http over TLS:"),
+        ]
+        for (server, present, missing) in expected {
+            guard present else {
+                #expect(skipped.contains { $0.hasPrefix(missing) }, "\(server) is missing here, so the report says why: \(skipped)")
+                #expect(run.output.contains("Left out of this run:"), "\(run.output)")
+                #expect(!rows.contains { $0["server"] as? String == server }, "no rows for \(server): \(rows)")
+                continue
+            }
+            for scenario in ["https", "https-new"] {
+                let found = try #require(row(scenario, server), "no \(scenario) row for \(server) in \(rows)")
+                #expect((found["throughput"] as? Double ?? 0) > 0, "\(found)")
+                #expect((found["perServerCPUSecond"] as? Double ?? 0) > 0, "\(found)")
+            }
+            let idle = try #require(row("idle-tls", server), "no idle-tls row for \(server) in \(rows)")
+            #expect(idle["connections"] as? Int == 300 && idle["bytesPerConnection"] is Double, "\(idle)")
+            if server != "nginx" && FileManager.default.fileExists(atPath: "\(root)/Benchmarks/.build-c/malloc_count.so") {
+                #expect(row("https", server)?["allocationsPerOperation"] is Double, "allocations counted for \(server): \(rows)")
+            }
+        }
+        // kv over TLS: redis-server's TLS port always (Debian's is built with TLS), ours once kv serves TLS.
+        let kvServers = ["redis-server"] + (try runTool(try Executables.product("kv"), ["--help"], timeout: .seconds(30)).output.contains("--tls-cert") ? ["epoll"] : [])
+        for server in kvServers {
+            for scenario in ["kv-tls-set-P1", "kv-tls-get-P1", "kv-tls-set-P16", "kv-tls-get-P16"] {
+                let found = try #require(row(scenario, server), "no \(scenario) row for \(server) in \(rows)")
+                #expect((found["throughput"] as? Double ?? 0) > 0, "\(found)")
+            }
+        }
+        // The TLS targets: judged exactly when a backend's rows and the peer's are there.
+        let targets = try #require(report["targets"] as? [[String: Any]])
+        let https = try #require(targets.first { ($0["target"] as? String)?.hasPrefix("HTTPS greeting ≥ 1.0× nginx") == true }, "\(targets)")
+        #expect((https["met"] as? Bool != nil) == (row("https", "epoll") != nil && row("https", "nginx") != nil), "\(https)")
+        let idleTarget = try #require(targets.first { ($0["target"] as? String)?.contains("per idle TLS connection") == true }, "\(targets)")
+        #expect((idleTarget["met"] as? Bool != nil) == (row("idle-tls", "epoll") != nil), "\(idleTarget)")
     }
 
     @Test("bad input is refused before anything runs, with what is valid",

@@ -7,8 +7,13 @@ struct ServerSpec {
     var name: String
     var executable: String
     var arguments: [String]
-    /// redis-server prints no `listening on HOST:PORT` line: it gets a port.
-    var needsFixedPort = false
+    /// For servers that print no `listening on HOST:PORT` line (redis-server,
+    /// nginx): given a free port, the arguments that make the server listen
+    /// there, appended to `arguments` (it may write a file they name).
+    var argumentsForPort: ((UInt16) throws -> [String])? = nil
+    /// The server announces several listeners: the load goes to the port of
+    /// the first `listening on` line containing this (`, tls)` for the TLS one).
+    var listenerMarker: String? = nil
 }
 
 /// Runs the plan's scenarios, collecting one row per (scenario, server),
@@ -16,8 +21,13 @@ struct ServerSpec {
 /// run goes on; `failures` lists them for the exit status.
 struct Bench {
     let plan: Plan
-    private(set) var rows: [BenchRow] = []
-    private(set) var failures: [String] = []
+    /// The rows measured so far (the scenarios append theirs).
+    var rows: [BenchRow] = []
+    /// One line per failed measurement.
+    var failures: [String] = []
+    /// What the run left out and why (a peer not built, an executable
+    /// without TLS), for the report.
+    private let skipped = SkipLog()
 
     init(plan: Plan) { self.plan = plan }
 
@@ -31,7 +41,9 @@ struct Bench {
         if plan.scenarios.contains("timers") { timers() }
         if plan.scenarios.contains("wake") { wake() }
         if plan.scenarios.contains("allocations") { allocations() }
+        if plan.scenarios.contains("tls") { tls() }
         var report = BenchReport(started: started, machine: Self.machine(), settings: "\(plan.quick ? "quick" : "full"): \(plan.runs) run(s), \(plan.seconds) s windows, servers on CPU \(plan.serverCPU), load on CPU \(plan.loadCPU)", rows: rows)
+        report.skipped = skipped.lines.isEmpty ? nil : skipped.lines
         report.targets = report.evaluateTargets()
         return report
     }
@@ -66,7 +78,8 @@ struct Bench {
         var servers: [ServerSpec] = []
         if let redis = try? tool("redis-server") {
             servers.append(ServerSpec(name: "redis-server", executable: redis,
-                                      arguments: ["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"], needsFixedPort: true))
+                                      arguments: ["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+                                      argumentsForPort: { ["--port", "\($0)"] }))
         } else { skip("redis-server", "not installed (apt-get install redis-server)") }
         for backend in plan.backends {
             servers.append(ServerSpec(name: backend.rawValue, executable: "\(plan.binPath)/kv",
@@ -76,13 +89,13 @@ struct Bench {
     }
 
     func start(_ spec: ServerSpec, environment: [String: String] = [:]) throws -> ServerProcess {
-        if spec.needsFixedPort {
+        if let argumentsForPort = spec.argumentsForPort {
             let port = try freePort()
-            return try ServerProcess(name: spec.name, executable: spec.executable, arguments: ["--port", "\(port)"] + spec.arguments,
+            return try ServerProcess(name: spec.name, executable: spec.executable, arguments: spec.arguments + argumentsForPort(port),
                                      cpu: plan.serverCPU, environment: environment, port: port)
         }
         return try ServerProcess(name: spec.name, executable: spec.executable, arguments: spec.arguments,
-                                 cpu: plan.serverCPU, environment: environment)
+                                 cpu: plan.serverCPU, environment: environment, listenerMarker: spec.listenerMarker)
     }
 
     // MARK: Scenarios
@@ -119,21 +132,28 @@ struct Bench {
     }
 
     mutating func http() {
-        let servers = httpServers
-        let wrk: String
-        do { wrk = try tool("wrk") } catch { fail("http", error); return }
-        _ = wrk
+        wrkRows(httpServers, scenario: "http", what: "http greeting, wrk -c100")
+    }
+
+    /// One row per server: `wrk -c100` for the plan's window (`https` over
+    /// TLS, `headers` on every request), the median over the runs.
+    mutating func wrkRows(_ servers: [ServerSpec], scenario: String, what: String, https: Bool = false, headers: [String] = [],
+                          note: (ServerProcess) -> String? = { _ in nil }) {
+        do { _ = try tool("wrk") } catch { fail(scenario, error); return }
         var samples: [String: [BenchRow]] = [:]
+        var notes: [String: String] = [:]
         for run in 1...plan.runs {
             for spec in servers {
-                let label = "http greeting, wrk -c100, \(spec.name), run \(run)/\(plan.runs)"
+                let label = "\(what), \(spec.name), run \(run)/\(plan.runs)"
                 do {
                     let server = try start(spec)
                     defer { server.stop() }
+                    if notes[spec.name] == nil { notes[spec.name] = note(server) }
                     let cpuBefore = server.cpuSeconds()
-                    let result = try runWrk(port: server.port, connections: 100, seconds: max(1, Int(plan.seconds.rounded())), cpu: plan.loadCPU)
+                    let result = try runWrk(port: server.port, connections: 100, seconds: max(1, Int(plan.seconds.rounded())), cpu: plan.loadCPU,
+                                            https: https, headers: headers)
                     let cpu = server.cpuSeconds() - cpuBefore
-                    let row = BenchRow(scenario: "http", server: spec.name, connections: 100, messageBytes: 0,
+                    let row = BenchRow(scenario: scenario, server: spec.name, connections: 100, messageBytes: 0,
                                        throughput: result.throughput, perServerCPUSecond: result.requests / cpu,
                                        p50Microseconds: result.p50Microseconds, p99Microseconds: result.p99Microseconds,
                                        serverCPUSeconds: cpu, peakRSSKiB: server.memoryKiB().peak)
@@ -144,24 +164,33 @@ struct Bench {
                 }
             }
         }
-        for spec in servers { if let row = Self.median(samples[spec.name] ?? []) { rows.append(row) } }
+        for spec in servers {
+            guard var row = Self.median(samples[spec.name] ?? []) else { continue }
+            row.note = [notes[spec.name], row.note].compactMap { $0?.isEmpty == false ? $0 : nil }.joined(separator: "; ")
+            rows.append(row)
+        }
     }
 
     mutating func kv() {
-        let servers = kvServers
+        kvRows(kvServers, prefix: "kv")
+    }
+
+    /// redis-benchmark SET and GET at -P 1 and -P 16 against each server,
+    /// rows `PREFIX-set-P1` …; over TLS with `tlsCA`.
+    mutating func kvRows(_ servers: [ServerSpec], prefix: String, tlsCA: String? = nil) {
         let tests = [("set", 1), ("get", 1), ("set", 16), ("get", 16)]
         var samples: [String: [BenchRow]] = [:]
         for run in 1...plan.runs {
             for spec in servers {
-                let label = "kv, \(spec.name), run \(run)/\(plan.runs)"
+                let label = "\(prefix), \(spec.name), run \(run)/\(plan.runs)"
                 do {
                     let server = try start(spec)
                     defer { server.stop() }
                     for (test, pipeline) in tests {
-                        let scenario = "kv-\(test)-P\(pipeline)"
+                        let scenario = "\(prefix)-\(test)-P\(pipeline)"
                         let cpuBefore = server.cpuSeconds()
                         let result = try runRedisBenchmark(port: server.port, test: test, requests: plan.kvRequests * (pipeline == 16 ? 4 : 1),
-                                                           pipeline: pipeline, cpu: plan.loadCPU)
+                                                           pipeline: pipeline, cpu: plan.loadCPU, tlsCA: tlsCA)
                         let cpu = server.cpuSeconds() - cpuBefore
                         let row = BenchRow(scenario: scenario, server: spec.name, connections: 50, messageBytes: 3,
                                            throughput: result.throughput, perServerCPUSecond: result.requests / cpu,
@@ -176,7 +205,7 @@ struct Bench {
             }
         }
         for (test, pipeline) in tests {
-            for spec in servers { if let row = Self.median(samples["kv-\(test)-P\(pipeline) \(spec.name)"] ?? []) { rows.append(row) } }
+            for spec in servers { if let row = Self.median(samples["\(prefix)-\(test)-P\(pipeline) \(spec.name)"] ?? []) { rows.append(row) } }
         }
     }
 
@@ -299,7 +328,7 @@ struct Bench {
         }
     }
 
-    private mutating func record(allocations: Double, scenario: String, server: String, connections: Int, size: Int) {
+    mutating func record(allocations: Double, scenario: String, server: String, connections: Int, size: Int) {
         if let index = rows.firstIndex(where: { $0.scenario == scenario && $0.server == server && $0.connections == connections && $0.messageBytes == size }) {
             rows[index].allocationsPerOperation = allocations
         } else {
@@ -322,15 +351,16 @@ struct Bench {
         return row
     }
 
-    private func progress(_ text: String) {
+    func progress(_ text: String) {
         printError("reactor-bench: \(text)")
     }
 
-    private func skip(_ what: String, _ why: String) {
+    func skip(_ what: String, _ why: String) {
         printError("reactor-bench: skipping \(what): \(why)")
+        if !skipped.lines.contains("\(what): \(why)") { skipped.lines.append("\(what): \(why)") }
     }
 
-    private mutating func fail(_ what: String, _ error: Error) {
+    mutating func fail(_ what: String, _ error: Error) {
         failures.append("\(what): \(error)")
         printError("reactor-bench: FAILED \(what): \(error)")
     }
@@ -344,6 +374,11 @@ struct Bench {
         let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         return "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, \(model), Linux \(release)"
     }
+}
+
+/// The skips of a run, collected from scenarios that only read the bench.
+private final class SkipLog {
+    var lines: [String] = []
 }
 
 private func Reactor_median(_ values: [Double]) -> Double { median(values) }

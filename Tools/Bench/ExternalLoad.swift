@@ -9,9 +9,12 @@ struct ToolLoadResult: Sendable {
     var p99Microseconds: Double?
 }
 
-/// `wrk -t1 -cN -dDs --latency URL`, pinned to the load CPU.
-func runWrk(port: UInt16, connections: Int, seconds: Int, cpu: Int) throws -> ToolLoadResult {
-    let output = try runTool(try tool("wrk"), ["-t1", "-c\(connections)", "-d\(seconds)s", "--latency", "http://127.0.0.1:\(port)/"],
+/// `wrk -t1 -cN -dDs --latency URL`, pinned to the load CPU; `https` for
+/// TLS (wrk does not verify the certificate), `headers` added to every
+/// request (`Connection: close` makes every request a new connection).
+func runWrk(port: UInt16, connections: Int, seconds: Int, cpu: Int, https: Bool = false, headers: [String] = []) throws -> ToolLoadResult {
+    let url = "\(https ? "https" : "http")://127.0.0.1:\(port)/"
+    let output = try runTool(try tool("wrk"), ["-t1", "-c\(connections)", "-d\(seconds)s", "--latency"] + headers.flatMap { ["-H", $0] } + [url],
                              cpu: cpu, timeout: .seconds(seconds + 30))
     // "  50%  752.00us", "  99%    1.20ms", "  123456 requests in 5.00s, ...", "Requests/sec: 24691.20"
     func latency(_ label: String) -> Double? {
@@ -40,10 +43,12 @@ private func microseconds(_ text: String) -> Double? {
     return nil
 }
 
-/// `redis-benchmark -t TEST -n N -c 50 -P PIPELINE --csv`, pinned to the load CPU.
-func runRedisBenchmark(port: UInt16, test: String, requests: Int, pipeline: Int, cpu: Int) throws -> ToolLoadResult {
+/// `redis-benchmark -t TEST -n N -c 50 -P PIPELINE --csv`, pinned to the
+/// load CPU; with `tlsCA`, over TLS (`--tls --cacert`), verifying the server.
+func runRedisBenchmark(port: UInt16, test: String, requests: Int, pipeline: Int, cpu: Int, tlsCA: String? = nil) throws -> ToolLoadResult {
+    let tls = tlsCA.map { ["--tls", "--cacert", $0] } ?? []
     let output = try runTool(try tool("redis-benchmark"),
-                             ["-p", "\(port)", "-t", test, "-n", "\(requests)", "-c", "50", "-P", "\(pipeline)", "-r", "100000", "--csv"],
+                             ["-p", "\(port)", "-t", test, "-n", "\(requests)", "-c", "50", "-P", "\(pipeline)", "-r", "100000", "--csv"] + tls,
                              cpu: cpu, timeout: .seconds(120))
     // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
     guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("\"\(test.uppercased())\"") }) else {
@@ -55,12 +60,14 @@ func runRedisBenchmark(port: UInt16, test: String, requests: Int, pipeline: Int,
                           p50Microseconds: fields[4].map { $0 * 1000 }, p99Microseconds: fields[6].map { $0 * 1000 })
 }
 
-/// The path of a program on PATH, or an error that says which package has it.
+/// The path of a program on PATH (or in /usr/sbin, where nginx is, which a
+/// user's PATH may lack), or an error that says which package has it.
 func tool(_ name: String) throws -> String {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    for directory in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
+    let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin"]
+    for directory in directories where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
         return "\(directory)/\(name)"
     }
-    let package = ["wrk": "wrk", "redis-benchmark": "redis-tools", "redis-server": "redis-server"][name] ?? name
+    let package = ["wrk": "wrk", "redis-benchmark": "redis-tools", "redis-server": "redis-server", "nginx": "nginx-light"][name] ?? name
     throw BenchError("\(name) not found on PATH; install Debian's \(package) (bash scripts/deps.sh)")
 }

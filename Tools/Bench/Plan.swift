@@ -18,9 +18,10 @@ struct Plan {
     var echoConnections: [Int]
     var idleCounts: [Int]
     var kvRequests: Int
+    var idleTLSConnections: Int
     var timerCount: Int
 
-    static let allScenarios = ["echo", "http", "kv", "idle", "timers", "wake", "allocations"]
+    static let allScenarios = ["echo", "http", "kv", "idle", "timers", "wake", "allocations", "tls"]
 
     init(_ options: ReactorBench) throws {
         quick = options.quick
@@ -53,7 +54,8 @@ struct Plan {
         peersBin = "\(root)/Benchmarks/Peers/.build/release"
         echoConnections = quick ? [1, 100, 1000] : [1, 100, 1000, 10_000]
         idleCounts = quick ? [10_000] : [10_000, 19_000]
-        kvRequests = quick ? 50_000 : 200_000
+        kvRequests = options.kvRequests ?? (quick ? 50_000 : 200_000)
+        idleTLSConnections = options.idleTLSConnections
         timerCount = 1_000_000
         for product in ["echo", "http", "kv"] where !FileManager.default.isExecutableFile(atPath: "\(binPath)/\(product)") {
             throw BenchError("no release \(product) at \(binPath)/\(product); build with `swift build -c release` (or run bash scripts/run.sh)")
@@ -67,6 +69,7 @@ struct Plan {
         var most = 100
         if scenarios.contains("echo") { most = max(most, echoConnections.max() ?? 0) }
         if scenarios.contains("idle") { most = max(most, idleCounts.max() ?? 0) }
+        if scenarios.contains("tls") { most = max(most, idleTLSConnections) }
         return most + 600
     }
 

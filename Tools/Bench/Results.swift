@@ -2,9 +2,11 @@ import Foundation
 
 /// One measured row: a scenario, a server, and what it did.
 struct BenchRow: Codable, Sendable {
-    /// `echo`, `http`, `kv-set-P1`, `idle`, `timers`, `wake`, ...
+    /// `echo`, `http`, `kv-set-P1`, `idle`, `timers`, `wake`, and over TLS
+    /// `https`, `https-new` (a connection per request), `kv-tls-set-P1`, `idle-tls`, ...
     var scenario: String
-    /// `epoll`, `poll`, `libev`, `uring`, `c-epoll`, `nio`, `redis-server`.
+    /// `epoll`, `poll`, `libev`, `uring`, `c-epoll`, `nio`, `redis-server`,
+    /// and over TLS `nio-ssl` (SwiftNIO + NIOSSL) and `nginx`.
     var server: String
     /// Connections the load used (0 where none do).
     var connections: Int
@@ -48,7 +50,8 @@ extension BenchRow {
     var load: String {
         switch scenario {
         case "echo": return "\(Format.number(Double(connections))) × \(messageBytes >= 1024 ? "\(messageBytes >> 10) KiB" : "\(messageBytes) B")"
-        case "idle": return "\(Format.number(Double(connections))) idle"
+        case "idle", "idle-tls": return "\(Format.number(Double(connections))) idle"
+        case "https-new": return "\(connections) conns, close"
         case "timers", "wake": return "–"
         default: return "\(connections) conns"
         }
@@ -63,6 +66,9 @@ struct BenchReport: Codable, Sendable {
     var rows: [BenchRow]
     /// The verdict on each target, from `rows`.
     var targets: [TargetResult] = []
+    /// What the run left out and why; nil when nothing was (and in files
+    /// written before runs recorded it).
+    var skipped: [String]? = nil
 }
 
 enum Format {
@@ -101,7 +107,8 @@ enum Format {
 extension BenchReport {
     /// The comparison table: one line per row, with the ratio to the scenario's
     /// peers measured under the same load (C and SwiftNIO for echo, SwiftNIO
-    /// for http, redis-server for kv), per server CPU-second where known.
+    /// for http, redis-server for kv, NIOSSL and nginx for https), per server
+    /// CPU-second where known.
     func table() -> String {
         var lines = [["scenario", "load", "server", "ops/s", "per server CPU-s", "ratio (per CPU-s)", "p50 µs", "p99 µs", "server CPU s", "peak RSS MiB", "allocs/op", "note"]]
         for row in rows {
@@ -122,9 +129,9 @@ extension BenchReport {
     }
 
     /// The peers' rows measured under the same load as `row` (the C
-    /// reference, redis-server, SwiftNIO), without `row` itself.
+    /// reference, redis-server, SwiftNIO, NIOSSL, nginx), without `row` itself.
     func peerRows(for row: BenchRow) -> [BenchRow] {
-        ["c-epoll", "redis-server", "nio"].compactMap { peer in
+        ["c-epoll", "redis-server", "nio", "nio-ssl", "nginx"].compactMap { peer in
             peer == row.server ? nil : rows.first { $0.server == peer && $0.sameLoad(as: row) }
         }
     }

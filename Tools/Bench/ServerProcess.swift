@@ -11,8 +11,9 @@ struct BenchError: Error, CustomStringConvertible {
 }
 
 /// A server under measurement: a child process pinned to one CPU with
-/// `taskset`, its port read from its first `listening on HOST:PORT` line,
-/// its CPU time and peak memory read from `/proc`.
+/// `taskset`, its port read from its first `listening on HOST:PORT` line
+/// (or the first one containing a marker, for a server with several
+/// listeners), its CPU time and peak memory read from `/proc`.
 final class ServerProcess {
     let name: String
     let process = Process()
@@ -21,8 +22,11 @@ final class ServerProcess {
     private let errors: URL
 
     /// Starts `executable arguments` on `cpu`, with `environment` added.
+    /// With `fixedPort` it waits until that port accepts; otherwise it reads
+    /// the port from the first `listening on` line (containing
+    /// `listenerMarker`, when given).
     init(name: String, executable: String, arguments: [String], cpu: Int, environment: [String: String] = [:],
-         announces: Bool = true, port fixedPort: UInt16? = nil) throws {
+         announces: Bool = true, port fixedPort: UInt16? = nil, listenerMarker: String? = nil) throws {
         self.name = name
         errors = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-bench-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err")
         _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
@@ -39,7 +43,16 @@ final class ServerProcess {
             return
         }
         guard announces else { throw BenchError("\(name): no port") }
-        let line = try readLine(timeout: .seconds(20))
+        let deadline = ContinuousClock.now + .seconds(20)
+        var line = try readLine(until: deadline)
+        var earlier: [String] = []
+        while let listenerMarker, line.contains("listening on ") && !line.contains(listenerMarker) {
+            earlier.append(line)
+            do { line = try readLine(until: deadline) } catch {
+                stop()
+                throw BenchError("\(name): no 'listening on' line with '\(listenerMarker)' after \(earlier.map { "'\($0)'" }.joined(separator: ", ")): \(error)")
+            }
+        }
         guard let range = line.range(of: "listening on "),
               let colon = line[range.upperBound...].firstIndex(of: ":"),
               let port = UInt16(line[line.index(after: colon)...].prefix { $0.isNumber }), port != 0 else {
@@ -128,14 +141,13 @@ final class ServerProcess {
         try? FileManager.default.removeItem(at: errors)
     }
 
-    private func readLine(timeout: Duration) throws -> String {
+    private func readLine(until deadline: ContinuousClock.Instant) throws -> String {
         let fd = output.fileHandleForReading.fileDescriptor
-        let deadline = ContinuousClock.now + timeout
         var line: [UInt8] = []
         while true {
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard ContinuousClock.now < deadline else {
-                throw BenchError("\(name): no 'listening on' line within \(timeout); stderr: \(standardError())")
+                throw BenchError("\(name): no 'listening on' line within 20 s; stderr: \(standardError())")
             }
             if poll(&entry, 1, 100) <= 0 { continue }
             var byte: UInt8 = 0

@@ -29,6 +29,12 @@ extension BenchReport {
             uringFastest(),
             idleMemory(),
             echoAllocations(),
+            // Over TLS (the tls scenario).
+            ratioTarget("HTTPS greeting ≥ 1.5× nio-ssl", scenario: "https", connections: 100, bytes: 0, peer: "nio-ssl", goal: 1.5),
+            ratioTarget("HTTPS greeting ≥ 1.0× nginx", scenario: "https", connections: 100, bytes: 0, peer: "nginx", goal: 1.0),
+            kvTarget("kv over TLS, SET and GET at -P 1 and -P 16, ≥ 1.0× redis-server over TLS", prefix: "kv-tls", pipelines: [1, 16]),
+            idleMemory("≤ 16 KiB resident memory per idle TLS connection", scenario: "idle-tls", limit: 16 * 1024),
+            httpsAllocations(),
         ]
     }
 
@@ -56,13 +62,20 @@ extension BenchReport {
     }
 
     private func kvTarget(pipeline: Int) -> TargetResult {
-        let name = "kv SET and GET at -P \(pipeline) ≥ 1.0× redis-server"
+        kvTarget("kv SET and GET at -P \(pipeline) ≥ 1.0× redis-server", prefix: "kv", pipelines: [pipeline])
+    }
+
+    /// Every backend's SET and GET rows `PREFIX-COMMAND-PN` over redis-server's.
+    private func kvTarget(_ name: String, prefix: String, pipelines: [Int]) -> TargetResult {
         var parts: [(String, Double)] = []
-        for command in ["set", "get"] {
-            guard let found = ratios(scenario: "kv-\(command)-P\(pipeline)", connections: 50, bytes: nil, peer: "redis-server") else { continue }
-            parts += found.map { ("\(command.uppercased()) \($0.server) \(Format.number($0.ratio, digits: 2))×", $0.ratio) }
+        for pipeline in pipelines {
+            for command in ["set", "get"] {
+                guard let found = ratios(scenario: "\(prefix)-\(command)-P\(pipeline)", connections: 50, bytes: nil, peer: "redis-server") else { continue }
+                let shown = pipelines.count > 1 ? "\(command.uppercased()) -P \(pipeline)" : command.uppercased()
+                parts += found.map { ("\(shown) \($0.server) \(Format.number($0.ratio, digits: 2))×", $0.ratio) }
+            }
         }
-        guard !parts.isEmpty else { return TargetResult(target: name, met: nil, detail: "not measured in this run (needs kv and redis-server)") }
+        guard !parts.isEmpty else { return TargetResult(target: name, met: nil, detail: "not measured in this run (needs \(prefix) rows of a backend and of redis-server)") }
         return verdict(name, parts, goal: 1.0)
     }
 
@@ -90,14 +103,14 @@ extension BenchReport {
         return TargetResult(target: name + " per server CPU-s", met: met, detail: parts.joined(separator: "; "))
     }
 
-    private func idleMemory() -> TargetResult {
-        let name = "≤ 1 KiB resident memory per idle connection"
-        let measured = rows.filter { $0.scenario == "idle" && Self.backendNames.contains($0.server) }
+    private func idleMemory(_ name: String = "≤ 1 KiB resident memory per idle connection", scenario: String = "idle",
+                            limit: Double = 1024) -> TargetResult {
+        let measured = rows.filter { $0.scenario == scenario && Self.backendNames.contains($0.server) }
             .compactMap { row in row.bytesPerConnection.map { (row, $0) } }
-        guard !measured.isEmpty else { return TargetResult(target: name, met: nil, detail: "not measured in this run (needs the idle scenario)") }
+        guard !measured.isEmpty else { return TargetResult(target: name, met: nil, detail: "not measured in this run (needs the \(scenario) rows of a backend)") }
         let worst = measured.map(\.1).max() ?? 0
         let detail = measured.map { "\($0.0.server) \(Format.number($0.1)) B at \(Format.number(Double($0.0.connections)))" }.joined(separator: ", ")
-        return TargetResult(target: name, met: worst <= 1024, detail: detail)
+        return TargetResult(target: name, met: worst <= limit, detail: detail)
     }
 
     private func echoAllocations() -> TargetResult {
@@ -109,6 +122,15 @@ extension BenchReport {
         let worst = measured.map(\.1).max() ?? 0
         return TargetResult(target: name, met: worst < 0.001,
                             detail: measured.map { "\($0.0) \(Format.number($0.1, digits: 4))" }.joined(separator: ", ") + " per round trip")
+    }
+
+    private func httpsAllocations() -> TargetResult {
+        let name = "≤ 0.01 heap allocations per HTTPS request in steady state"
+        let measured = ours("https", connections: 100, bytes: 0).compactMap { row in row.allocationsPerOperation.map { (row.server, $0) } }
+        guard !measured.isEmpty else { return TargetResult(target: name, met: nil, detail: "not measured in this run (needs the https rows of a backend and malloc_count.so)") }
+        let worst = measured.map(\.1).max() ?? 0
+        return TargetResult(target: name, met: worst <= 0.01,
+                            detail: measured.map { "\($0.0) \(Format.number($0.1, digits: 4))" }.joined(separator: ", ") + " per request")
     }
 
     /// The verdicts as lines for the terminal, under the table.
