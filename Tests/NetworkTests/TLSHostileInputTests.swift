@@ -125,6 +125,9 @@ struct TLSHostileInputTests {
         // The refusal (OpenSSL's no_renegotiation warning) is not an error on the server's side; the
         // client's fatal answer to it is what ends the connection there.
         #expect(log.count(containing: "tls read") == 1 && log.count(containing: "alert handshake failure") == 1, "\(log.latest)")
+        withKnownIssue("the server's reason names the client's alert only: the refusal itself (a no_renegotiation warning) is not reported") {
+            #expect(log.count(containing: "renegotiat") == 1, "\(log.latest)")
+        }
         try expectStillServing(server)
     }
 
