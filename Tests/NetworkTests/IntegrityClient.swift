@@ -29,7 +29,9 @@ struct IntegrityReport: Sendable, CustomStringConvertible {
 /// replayed), keeping at most `window` bytes unanswered; once all are sent
 /// it half-closes. Every received byte is compared (`memcmp`) with the byte
 /// expected at that position; a connection succeeds when the server's end
-/// of file comes after exactly `bytesPerConnection` bytes.
+/// of file comes after exactly `bytesPerConnection` bytes. With `tls`,
+/// every connection speaks TLS with those settings (the same bytes, checked
+/// as plaintext).
 final class IntegrityClient: Service {
     /// Random bytes every connection takes its stretch from. Two connections'
     /// stretches start at different offsets, so bytes delivered to the wrong
@@ -41,6 +43,7 @@ final class IntegrityClient: Service {
     let window: Int
     let seed: UInt64
     let deadline: Duration
+    let tls: StreamTLSOptions?
     private(set) var report = IntegrityReport()
     private var connections: [ResourceID: Connection] = [:]
     private var started = ContinuousClock.now
@@ -61,8 +64,10 @@ final class IntegrityClient: Service {
     }
 
     init(target: SocketAddress, connections: Int, bytesPerConnection: Int, window: Int = 128 << 10,
-         seed: UInt64 = UInt64.random(in: 0...UInt64.max), deadline: Duration = .seconds(120)) {
+         seed: UInt64 = UInt64.random(in: 0...UInt64.max), deadline: Duration = .seconds(120),
+         tls: StreamTLSOptions? = nil) {
         self.target = target
+        self.tls = tls
         connectionCount = connections
         self.bytesPerConnection = bytesPerConnection
         self.window = window
@@ -87,7 +92,7 @@ final class IntegrityClient: Service {
             let connection = Connection(index: index, offset: (index * 1031) % bytesPerConnection + index % spread,
                                         seed: seed &+ UInt64(index))
             do throws(ReactorError) {
-                let stream = try SocketStream.connect(to: target, timeout: .seconds(30))
+                let stream = try SocketStream.connect(to: target, timeout: .seconds(30), tls: tls)
                 connections[try context.register(stream)] = connection
             } catch {
                 fail(connection, "connect: \(error)", context: context)
@@ -180,18 +185,20 @@ final class IntegrityClient: Service {
     }
 }
 
-/// Runs an ``IntegrityClient`` on the calling thread with `backend`'s poller.
-func runIntegrityClient(_ backend: Backend, target: SocketAddress, connections: Int, bytesPerConnection: Int) throws -> IntegrityReport {
+/// Runs an ``IntegrityClient`` on the calling thread with `backend`'s poller
+/// (over TLS with `tls`).
+func runIntegrityClient(_ backend: Backend, target: SocketAddress, connections: Int, bytesPerConnection: Int,
+                        tls: StreamTLSOptions? = nil) throws -> IntegrityReport {
     struct Run: PollerVisitor {
-        let target: SocketAddress, connections: Int, bytes: Int
+        let target: SocketAddress, connections: Int, bytes: Int, tls: StreamTLSOptions?
         func visit<P: Poller>(_ type: P.Type) throws -> IntegrityReport {
-            let client = IntegrityClient(target: target, connections: connections, bytesPerConnection: bytes)
+            let client = IntegrityClient(target: target, connections: connections, bytesPerConnection: bytes, tls: tls)
             let runtime = try Runtime<P, IntegrityClient>(service: client)
             try runtime.run()
             return client.report
         }
     }
-    return try backend.visit(Run(target: target, connections: connections, bytes: bytesPerConnection))
+    return try backend.visit(Run(target: target, connections: connections, bytes: bytesPerConnection, tls: tls))
 }
 
 /// A small, fast, seedable generator (Steele, Lea and Flood's SplitMix64),
