@@ -156,13 +156,16 @@ extension StreamResource {
         guard case .complete(let info) = progress else { return nil }
         if let timer = tls.handshakeTimer, let owner { owner.cancel(timer) }
         tls.handshakeTimer = nil
-        emit(.tlsEstablished(info))
-        guard isRegistered else { return .active }
+        // What waited for the handshake goes first, before the handler hears
+        // of it: its writes (or a half-close) in `.tlsEstablished` come after,
+        // in the order they were asked for.
         if !tls.pendingPlaintext.isEmpty {
             let waiting = tls.pendingPlaintext
             tls.pendingPlaintext = []
             _ = waiting.withUnsafeBytes { writeTLS(tls, $0) }
         }
+        emit(.tlsEstablished(info))
+        guard isRegistered else { return .active }
         if tls.shutdownRequested {
             // The half-close asked for during the handshake: close_notify, then the socket's write side.
             if let socket = self as? SocketStream { socket.shutdownWrite() } else { shutdownTLS(tls) }
