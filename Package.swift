@@ -35,6 +35,7 @@ let package = Package(
         .executable(name: "proxy", targets: ["Proxy"]),
         .executable(name: "kv", targets: ["KV"]),
         .executable(name: "http", targets: ["HTTP"]),
+        .executable(name: "links", targets: ["Links"]),
         .executable(name: "reactor-microbench", targets: ["Microbench"]),
         .executable(name: "reactor-bench", targets: ["Bench"]),
     ],
@@ -105,6 +106,11 @@ let package = Package(
             name: "HTTP",
             dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/HTTP"
+        ),
+        .executableTarget(
+            name: "Links",
+            dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Links"
         ),
         .executableTarget(
             name: "Proxy",
