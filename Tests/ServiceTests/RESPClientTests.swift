@@ -141,6 +141,36 @@ struct RESPClientTests {
         #expect(afterRestart == "PONG")
     }
 
+    @Test("a server that stops answering: each command fails at its timeout, and the connection serves again once it resumes")
+    func commandTimeout() throws {
+        let redis = try KVRedisServer()
+        defer { redis.stop() }
+        let pid = redis.child.process.processIdentifier
+        var timedOut: [String] = []
+        var afterResume: String?
+        let finished = try RESPScenario.run(timeout: .seconds(30)) { scenario, context in
+            let client = RedisClient(host: "127.0.0.1", port: redis.port, options: RedisClientOptions(commandTimeout: .milliseconds(200)))
+            try! client.start(context: context)
+            client.send(["PING"]) { _ in
+                kill(pid, SIGSTOP)  // a hung server: the connection stays up, no reply comes
+                client.sendAll([["SET", "k", "v"], ["GET", "k"]]) { all in
+                    timedOut = all.map(\.text)
+                    kill(pid, SIGCONT)
+                    // The late replies are dropped; the next command gets its own.
+                    client.send(["ECHO", "fresh"]) { result in
+                        afterResume = result.text
+                        client.close()
+                        scenario.finish()
+                    }
+                }
+            }
+        }
+        kill(pid, SIGCONT)
+        #expect(finished)
+        #expect(timedOut == ["failure: redis SET k: no reply within 0.2 seconds", "failure: redis GET k: no reply within 0.2 seconds"])
+        #expect(afterResume == "\"fresh\"")
+    }
+
     @Test("the kv example answers the client like redis-server")
     func againstKV() throws {
         let kv = try KVTestServer(backend: .epoll)
