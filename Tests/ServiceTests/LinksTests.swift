@@ -46,11 +46,11 @@ final class LinksTestServer {
 
 @Suite("links: the URL shortener against redis-server and curl")
 struct LinksTests {
-    @Test("create, redirect (302 with Location), unknown code 404, a bad URL 400, hits in /stats")
-    func createAndRedirect() throws {
+    @Test("create, redirect (302 with Location), unknown code 404, a bad URL 400, hits in /stats", arguments: Backend.built)
+    func createAndRedirect(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
-        let links = try LinksTestServer(redisPort: redis.port)
+        let links = try LinksTestServer(redisPort: redis.port, backend: backend)
         defer { links.stop() }
 
         let created = try links.curl("/links", post: "https://example.com/some/page?q=1")
@@ -85,11 +85,12 @@ struct LinksTests {
         #expect(links.stop(), "links did not exit cleanly on SIGTERM: \(links.child.readStandardError())")
     }
 
-    @Test("pipelined requests answered after their redis replies come back in request order, Connection: close last")
-    func pipelinedInOrder() throws {
+    @Test("pipelined requests answered after their redis replies come back in request order, Connection: close last",
+          arguments: Backend.built)
+    func pipelinedInOrder(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
-        let links = try LinksTestServer(redisPort: redis.port, threads: 1)
+        let links = try LinksTestServer(redisPort: redis.port, threads: 1, backend: backend)
         defer { links.stop() }
         let client = try HTTPRawClient(port: links.port)
         // A local answer (405) between two that wait for redis, a body in the middle, and a close at the end.
@@ -104,10 +105,10 @@ struct LinksTests {
         try client.expectEndOfFile()
     }
 
-    @Test("redis down: 503 with a body that says why; links recovers when redis returns")
-    func redisDown() throws {
+    @Test("redis down: 503 with a body that says why; links recovers when redis returns", arguments: Backend.built)
+    func redisDown(backend: Backend) throws {
         let redis = try KVRedisServer()
-        let links = try LinksTestServer(redisPort: redis.port)
+        let links = try LinksTestServer(redisPort: redis.port, backend: backend)
         defer { links.stop() }
         let created = try links.curl("/links", post: "https://example.com/")
         #expect(created.status == 201)
