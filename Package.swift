@@ -13,6 +13,7 @@ import PackageDescription
 //                               compile to nothing when their Debian headers are missing)
 //   ReactorCore                 the model: Poller, Runtime, Resource, handlers, Service, timers, Controller,
 //                               errors; and the resources built with it: sockets, pipes, write queues, codecs
+//   ProtocolRESP                RESP2 shared by servers and clients (parsers, encoder, RedisClient)
 //   ReactorTLS                  TLS without system calls: shared configurations, one engine per connection
 //   CReactorTLS                 OpenSSL 3 module map and macro shim (compiled out without libssl-dev)
 //   CReactorSys, CLibev, CUring shims for what Swift's Glibc module omits, libev's macros, liburing's include order
@@ -28,11 +29,13 @@ let package = Package(
         .library(name: "Reactor", targets: ["Reactor"]),
         .library(name: "ReactorTLS", targets: ["ReactorTLS"]),
         .library(name: "ReactorNames", targets: ["ReactorNames"]),
+        .library(name: "ProtocolRESP", targets: ["ProtocolRESP"]),
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "proxy", targets: ["Proxy"]),
         .executable(name: "kv", targets: ["KV"]),
         .executable(name: "http", targets: ["HTTP"]),
+        .executable(name: "links", targets: ["Links"]),
         .executable(name: "reactor-microbench", targets: ["Microbench"]),
         .executable(name: "reactor-bench", targets: ["Bench"]),
     ],
@@ -72,11 +75,16 @@ let package = Package(
         .systemLibrary(name: "CAres", path: "Sources/CAres"),
         .target(name: "ReactorNames", dependencies: ["ReactorCore", "CReactorSys", "CAres"]),
         .target(name: "ReactorTLS", dependencies: ["CReactorTLS"]),
+        // RESP2 for servers and clients: request parsing, reply encoding, reply parsing, RedisClient.
+        .target(
+            name: "ProtocolRESP",
+            dependencies: ["ReactorCore", "ReactorNames", .product(name: "DequeModule", package: "swift-collections")]
+        ),
         .target(name: "Reactor", dependencies: ["ReactorCore", "ReactorNames", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
             name: "ExampleServices",
-            dependencies: ["Reactor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Reactor", "ProtocolRESP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Services"
         ),
         .executableTarget(
@@ -98,6 +106,11 @@ let package = Package(
             name: "HTTP",
             dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/HTTP"
+        ),
+        .executableTarget(
+            name: "Links",
+            dependencies: ["Reactor", "ExampleServices", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Links"
         ),
         .executableTarget(
             name: "Proxy",
@@ -131,7 +144,7 @@ let package = Package(
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.
         .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
         // The kv and http services against real clients: redis-cli, redis-benchmark, redis-server, curl.
-        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices", "ProtocolRESP", "ReactorTestSupport"]),
         // Runs the example executables as a user would; they must be built first
         // (`swift build --build-tests` builds them).
         .testTarget(name: "ExampleTests", dependencies: ["Reactor", "ReactorTestSupport"]),

@@ -48,13 +48,14 @@ final class KVRedisServer {
     let child: ChildProcess
     let port: UInt16
 
-    init() throws {
+    /// A server on `port`, or on a free port when nil.
+    init(port fixedPort: UInt16? = nil) throws {
         let executable = try Executables.tool("redis-server")
         var lastError: Error = TestFailure("redis-server did not start")
         // The free port is found by binding port 0 and closing: another
         // process may take it in between, so a failed start is retried.
         for _ in 0..<3 {
-            let port = try kvFreePort()
+            let port = try fixedPort ?? kvFreePort()
             let child = try ChildProcess(executable: executable, arguments: [
                 "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--logfile", "",
                 "--loglevel", "warning", "--daemonize", "no",

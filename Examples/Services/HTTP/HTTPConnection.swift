@@ -47,8 +47,17 @@ final class HTTPConnection: ResourceHandler {
     private var readingPaused = false
     private var writeShutDown = false
 
+    // An application's answer still to come (see ``HTTPApplication``): no
+    // further request is read or served until it is sent.
+    private var awaiting: HTTPResponse?
+    /// Close once the awaited answer is out (`Connection: close`, or the peer finished sending).
+    private var closeAfterAnswer = false
+    private var peerDone = false
+
     // The request whose body is arriving (copied: its head is gone by then).
     private var bodyRoute = HTTPRoute.notFound
+    private var bodyKept = false
+    private var bodyPath: [UInt8] = []
     private var bodyMethod = HTTPMethod.other
     private var bodyConnection = HTTPConnectionHeader.close
     private var bodyContentType: [UInt8] = []
@@ -73,7 +82,7 @@ final class HTTPConnection: ResourceHandler {
             peerFinished(context: context)
         case .writableAgain:
             // The client read enough of what was queued: take requests again.
-            if readingPaused && phase != .closing {
+            if readingPaused && phase != .closing && awaiting == nil {
                 readingPaused = false
                 stream.setReading(true)
             }
@@ -110,6 +119,8 @@ final class HTTPConnection: ResourceHandler {
         let count = buffer.count
         var offset = 0
         while offset < count {
+            // Responses leave in request order: the next request waits for the awaited answer.
+            if awaiting != nil { return offset }
             switch phase {
             case .closing:
                 return count
@@ -132,7 +143,7 @@ final class HTTPConnection: ResourceHandler {
                 }
             case .body:
                 let take = min(bodyRemaining, count - offset)
-                if bodyRoute.needsBody { body.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + take)])) }
+                if bodyKept { body.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + take)])) }
                 offset += take
                 bodyRemaining -= take
                 if bodyRemaining == 0 { finishBufferedRequest(context: context) }
@@ -147,7 +158,10 @@ final class HTTPConnection: ResourceHandler {
     /// any) starts at `bodyStart` in `buffer`; returns where the next request starts.
     private func start(_ head: HTTPRequestHead, in headBytes: UnsafeRawBufferPointer, bodyAt bodyStart: Int,
                        of buffer: UnsafeRawBufferPointer, context: Context) -> Int {
-        let route = HTTPRoute.of(UnsafeRawBufferPointer(rebasing: headBytes[head.path]))
+        let path = UnsafeRawBufferPointer(rebasing: headBytes[head.path])
+        let application = service.application
+        let route = application == nil ? HTTPRoute.of(path) : .notFound
+        let keepsBody = application?.keepsBody(method: head.method, path: path) ?? route.needsBody
         let connection = HTTPConnectionHeader(keepAlive: head.keepAlive, minorVersion: head.minorVersion)
         let contentType = head.contentType.map { UnsafeRawBufferPointer(rebasing: headBytes[$0]) }
             ?? UnsafeRawBufferPointer(start: nil, count: 0)
@@ -161,14 +175,17 @@ final class HTTPConnection: ResourceHandler {
         if !head.chunked && length <= available {
             // The whole request is here: answer it in place.
             let request = HTTPRequestContext(method: head.method, connection: connection, contentType: contentType)
-            service.respond(to: route, request, body: UnsafeRawBufferPointer(rebasing: buffer[bodyStart..<(bodyStart + length)]),
-                            context: context)
-            if !head.keepAlive { beginClosing() }
+            answer(route, request, path: path, body: UnsafeRawBufferPointer(rebasing: buffer[bodyStart..<(bodyStart + length)]),
+                   context: context)
+            if !head.keepAlive { closeAfterAnswering() }
             return bodyStart + length
         }
 
         // The body spans reads: keep what the response will need.
         bodyRoute = route
+        bodyKept = keepsBody
+        bodyPath.removeAll(keepingCapacity: true)
+        if application != nil { bodyPath.append(contentsOf: path) }
         bodyMethod = head.method
         bodyConnection = connection
         bodyContentType.removeAll(keepingCapacity: true)
@@ -183,7 +200,7 @@ final class HTTPConnection: ResourceHandler {
             phase = .chunked
             return bodyStart
         }
-        if route.needsBody {
+        if keepsBody {
             body.reserveCapacity(length)
             body.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[bodyStart...]))
         }
@@ -195,7 +212,7 @@ final class HTTPConnection: ResourceHandler {
     /// Feeds `bytes` to the chunked decoder; returns how many it used.
     private func decodeChunks(_ bytes: UnsafeRawBufferPointer, context: Context) -> Int {
         let configuration = service.configuration
-        let keep = bodyRoute.needsBody
+        let keep = bodyKept
         let (used, outcome) = decoder.decode(bytes, maxBody: configuration.maxBodyBytes,
                                              maxTrailer: configuration.maxHeaderBytes) { data in
             if keep { body.append(contentsOf: data) }
@@ -217,13 +234,70 @@ final class HTTPConnection: ResourceHandler {
         phase = .head
         bodyContentType.withUnsafeBytes { contentType in
             body.withUnsafeBytes { body in
-                service.respond(to: bodyRoute, HTTPRequestContext(method: bodyMethod, connection: bodyConnection, contentType: contentType),
-                                body: body, context: context)
+                bodyPath.withUnsafeBytes { path in
+                    answer(bodyRoute, HTTPRequestContext(method: bodyMethod, connection: bodyConnection, contentType: contentType),
+                           path: path, body: body, context: context)
+                }
             }
         }
         // One large upload should not pin a megabyte per idle connection.
         if body.capacity > 64 << 10 { body = [] }
-        if bodyConnection == .close { beginClosing() }
+        if bodyConnection == .close { closeAfterAnswering() }
+    }
+
+    // MARK: Answers now or later
+
+    /// Answers one request: the service's own route, or the application's,
+    /// which may keep the response to send later.
+    private func answer(_ route: HTTPRoute, _ request: HTTPRequestContext, path: UnsafeRawBufferPointer,
+                        body: UnsafeRawBufferPointer, context: Context) {
+        guard let application = service.application else {
+            service.respond(to: route, request, body: body, context: context)
+            return
+        }
+        service.counters.requests &+= 1
+        let response = HTTPResponse(connection: self, context: context, connectionHeader: request.connection)
+        application.handle(HTTPRequest(method: request.method, path: String(decoding: path, as: UTF8.self), body: Array(body)),
+                           response: response, context: context)
+        response.isImmediate = false
+        if !response.isSent { awaiting = response }
+    }
+
+    /// `Connection: close`: now, or once the awaited answer is out.
+    private func closeAfterAnswering() {
+        if awaiting != nil { closeAfterAnswer = true } else { beginClosing() }
+    }
+
+    /// The awaited answer is in the output buffer: send it, then serve the
+    /// requests that arrived meanwhile.
+    func answered(context: Context) {
+        awaiting = nil
+        if peerDone {
+            // The client finished sending before the answer came: this was its last.
+            let output = service.writer.output
+            stream.write(output.bytes)
+            output.reset()
+            stream.closeWhenFlushed()
+            return
+        }
+        if closeAfterAnswer {
+            closeAfterAnswer = false
+            beginClosing()
+            pending.removeAll()
+        } else if pending.readableBytes > 0 {
+            var buffered = pending
+            pending = InboundBuffer()
+            let used = buffered.withUnsafeReadableBytes { process($0, context: context) }
+            if phase != .closing {
+                buffered.consume(used)
+                pending = buffered
+            }
+        }
+        if readingPaused && awaiting == nil && phase != .closing && !stream.isAboveHighWatermark {
+            readingPaused = false
+            stream.setReading(true)
+        }
+        finishBatch(now: context.now.nanoseconds)
     }
 
     // MARK: Ending
@@ -258,8 +332,9 @@ final class HTTPConnection: ResourceHandler {
             }
             return
         }
-        if stream.isAboveHighWatermark && !readingPaused {
-            // The client is not reading its responses: stop reading its requests.
+        if (stream.isAboveHighWatermark || awaiting != nil) && !readingPaused {
+            // The client is not reading its responses, or the next must wait for an
+            // answer to come: stop reading its requests.
             readingPaused = true
             stream.setReading(false)
         }
@@ -287,6 +362,11 @@ final class HTTPConnection: ResourceHandler {
     /// The client finished sending. Everything it sent has been answered;
     /// close once the answers are out.
     private func peerFinished(context: Context) {
+        if awaiting != nil {
+            // Its last request is still being answered: close once that is out.
+            peerDone = true
+            return
+        }
         phase = .closing
         pending.removeAll()
         if stream.hasPendingOutput {
@@ -306,7 +386,7 @@ final class HTTPConnection: ResourceHandler {
             service.forget(self)  // closed once flushed, or ended
             return
         }
-        guard now >= deadline else { return }
+        guard now >= deadline, awaiting == nil else { return }  // an awaited answer has a deadline of its own
         let idle = phase == .head && pending.readableBytes == 0
         if (idle || phase == .closing) && stream.bytesOut != bytesOutAtDeadline {
             // Still draining responses to a client that reads: not idle.

@@ -6,6 +6,8 @@ import Glibc
 enum HTTPStatus: Int {
     case `continue` = 100
     case ok = 200
+    case created = 201
+    case found = 302
     case badRequest = 400
     case notFound = 404
     case methodNotAllowed = 405
@@ -14,6 +16,7 @@ enum HTTPStatus: Int {
     case expectationFailed = 417
     case headerFieldsTooLarge = 431
     case notImplemented = 501
+    case serviceUnavailable = 503
     case versionNotSupported = 505
 
     /// The status line, CRLF included.
@@ -21,6 +24,8 @@ enum HTTPStatus: Int {
         switch self {
         case .continue: return "HTTP/1.1 100 Continue\r\n"
         case .ok: return "HTTP/1.1 200 OK\r\n"
+        case .created: return "HTTP/1.1 201 Created\r\n"
+        case .found: return "HTTP/1.1 302 Found\r\n"
         case .badRequest: return "HTTP/1.1 400 Bad Request\r\n"
         case .notFound: return "HTTP/1.1 404 Not Found\r\n"
         case .methodNotAllowed: return "HTTP/1.1 405 Method Not Allowed\r\n"
@@ -29,6 +34,7 @@ enum HTTPStatus: Int {
         case .expectationFailed: return "HTTP/1.1 417 Expectation Failed\r\n"
         case .headerFieldsTooLarge: return "HTTP/1.1 431 Request Header Fields Too Large\r\n"
         case .notImplemented: return "HTTP/1.1 501 Not Implemented\r\n"
+        case .serviceUnavailable: return "HTTP/1.1 503 Service Unavailable\r\n"
         case .versionNotSupported: return "HTTP/1.1 505 HTTP Version Not Supported\r\n"
         }
     }
@@ -44,8 +50,9 @@ enum HTTPStatus: Int {
         case .expectationFailed: return "Expectation Failed\n"
         case .headerFieldsTooLarge: return "Request Header Fields Too Large\n"
         case .notImplemented: return "Not Implemented\n"
+        case .serviceUnavailable: return "Service Unavailable\n"
         case .versionNotSupported: return "HTTP Version Not Supported\n"
-        case .continue, .ok: return ""
+        case .continue, .ok, .created, .found: return ""
         }
     }
 }
@@ -136,14 +143,22 @@ final class HTTPResponseWriter {
     }
 
     func appendHead(_ status: HTTPStatus, contentType: StaticString, contentLength: Int,
-                    connection: HTTPConnectionHeader, allow: StaticString? = nil) {
+                    connection: HTTPConnectionHeader, allow: StaticString? = nil, location: String? = nil) {
         appendHead(status, contentType: UnsafeRawBufferPointer(start: contentType.utf8Start, count: contentType.utf8CodeUnitCount),
-                   contentLength: contentLength, connection: connection, allow: allow)
+                   contentLength: contentLength, connection: connection, allow: allow, location: location)
+    }
+
+    /// A whole response built by an ``HTTPApplication``: `status`, `body`
+    /// typed `contentType`, and a `Location` for a redirect.
+    func appendResponse(_ status: HTTPStatus, contentType: StaticString, body: String, location: String?,
+                        connection: HTTPConnectionHeader) {
+        appendHead(status, contentType: contentType, contentLength: body.utf8.count, connection: connection, location: location)
+        output.append(body)
     }
 
     /// Status line and headers, up to and including the blank line.
     func appendHead(_ status: HTTPStatus, contentType: UnsafeRawBufferPointer, contentLength: Int,
-                    connection: HTTPConnectionHeader, allow: StaticString? = nil) {
+                    connection: HTTPConnectionHeader, allow: StaticString? = nil, location: String? = nil) {
         output.append(status.statusLine)
         output.append(serverLine)
         output.append(dateLine)
@@ -160,6 +175,12 @@ final class HTTPResponseWriter {
         if let allow {
             output.append("Allow: ")
             output.append(allow)
+            output.append("\r\n")
+        }
+        if let location {
+            // CR and LF would end the header early (response splitting): a stored URL never carries them through.
+            output.append("Location: ")
+            output.append(String(location.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.map(Character.init)))
             output.append("\r\n")
         }
         output.append("\r\n")

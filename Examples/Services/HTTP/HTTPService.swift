@@ -28,6 +28,8 @@ public final class HTTPService: Service {
     /// Formats responses; its output buffer is shared by every connection.
     let writer: HTTPResponseWriter
     var counters = HTTPCounters()
+    /// Routes of another service built on this server (`links`); nil for the `http` example's own.
+    var application: HTTPApplication?
     /// Every open connection, for the deadline sweep (swap-removed by index).
     private(set) var connections: [HTTPConnection] = []
     private var ticker: TimerID?
@@ -67,6 +69,7 @@ public final class HTTPService: Service {
             }
         }
         ticker = context.schedule(after: configuration.sweepInterval, repeating: configuration.sweepInterval)
+        application?.started(service: self, context: context)
     }
 
     /// The listeners' events: each accepted connection gets its ``HTTPConnection``.

@@ -1,3 +1,5 @@
+import ProtocolRESP
+
 /// Runs the commands of one read: parse, execute, append the reply, repeat,
 /// under a single acquisition of the store's lock.
 enum KVBatch {
@@ -28,8 +30,8 @@ enum KVBatch {
     /// connection already has waiting to be written, for the output limit;
     /// the run pauses once its replies reach `pauseAt` bytes.
     @inline(__always)
-    static func run(_ input: UnsafeRawBufferPointer, first: KVRequestParser.Outcome, parser: inout KVRequestParser,
-                    store: inout KVStore, reply: inout KVReply, context: KVCommandContext,
+    static func run(_ input: UnsafeRawBufferPointer, first: RESPRequestParser.Outcome, parser: inout RESPRequestParser,
+                    store: inout KVStore, reply: inout RESPReplyBuffer, context: KVCommandContext,
                     queued: Int, limit: Int, pauseAt: Int) -> (consumed: Int, stop: Stop) {
         var offset = 0
         var outcome = first

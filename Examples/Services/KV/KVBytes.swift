@@ -2,6 +2,7 @@
 // case-insensitive comparison, all on raw bytes so that a command is handled
 // straight from the read buffer, without building a String or an Array.
 
+import ProtocolRESP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,40 +13,10 @@ enum KVBytes {
     /// `LONG_STR_SIZE` (21). Longer strings are never integers.
     static let longStringSize = 21
 
-    /// Parses a decimal `Int64` exactly as Redis's `string2ll` does: an
-    /// optional `-`, then digits with no leading zero (`0` alone is fine),
-    /// nothing else — no `+`, no spaces, no `-0`. Both the protocol's lengths
-    /// and integer arguments use it, so `*01` and `INCRBY k +1` fail as in Redis.
+    /// Redis's `string2ll` (see ``RESPInteger/parse(_:)``, where the protocol's lengths use it too).
     @inline(__always)
     static func parseInt64(_ bytes: UnsafeRawBufferPointer) -> Int64? {
-        let count = bytes.count
-        guard count > 0, count < longStringSize else { return nil }
-        if count == 1 && bytes[0] == UInt8(ascii: "0") { return 0 }
-        var index = 0
-        let negative = bytes[0] == UInt8(ascii: "-")
-        if negative {
-            index = 1
-            if count == 1 { return nil }
-        }
-        let first = bytes[index] &- UInt8(ascii: "0")
-        guard first >= 1 && first <= 9 else { return nil }
-        var value = UInt64(first)
-        index += 1
-        while index < count {
-            let digit = bytes[index] &- UInt8(ascii: "0")
-            guard digit <= 9 else { return nil }
-            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit))
-            if overflow1 || overflow2 { return nil }
-            value = sum
-            index += 1
-        }
-        if negative {
-            guard value <= UInt64(Int64.max) + 1 else { return nil }
-            return value == UInt64(Int64.max) + 1 ? Int64.min : -Int64(value)
-        }
-        guard value <= UInt64(Int64.max) else { return nil }
-        return Int64(value)
+        RESPInteger.parse(bytes)
     }
 
     /// True when `bytes` equals `lowercase` ignoring ASCII case. `lowercase`
@@ -77,11 +48,9 @@ enum KVBytes {
         byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
     }
 
-    /// The bytes as far as the first NUL: what C's `%s` prints of an argument,
-    /// which Redis's error messages reproduce.
+    /// The bytes as far as the first NUL (C's `%s`, which Redis's messages reproduce).
     static func cString(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        guard let base = bytes.baseAddress, let nul = memchr(base, 0, bytes.count) else { return bytes }
-        return UnsafeRawBufferPointer(start: base, count: UnsafeRawPointer(nul) - base)
+        RESPInteger.cString(bytes)
     }
 }
 

@@ -1,3 +1,5 @@
+import ProtocolRESP
+
 /// COMMAND, COMMAND INFO, COMMAND DOCS, COMMAND LIST and COMMAND HELP, in
 /// Redis 7.0's RESP2 shapes (maps flattened to arrays, sets to arrays).
 ///
@@ -7,7 +9,7 @@
 /// at least summary, since and group), so this reply must be well formed.
 extension KVExecutor {
     /// COMMAND (every command) or COMMAND INFO [name ...] (nil for missing ones).
-    static func commandInfo(_ args: KVArgs?, reply: inout KVReply) {
+    static func commandInfo(_ args: KVArgs?, reply: inout RESPReplyBuffer) {
         guard let args, args.count > 2 else {
             reply.appendArrayHeader(KVCommandTable.all.count)
             for spec in KVCommandTable.all { appendInfo(spec, reply: &reply) }
@@ -24,7 +26,7 @@ extension KVExecutor {
     }
 
     /// `[name, arity, flags, first key, last key, step, categories, tips, key specs, subcommands]`
-    private static func appendInfo(_ spec: KVCommandSpec, reply: inout KVReply) {
+    private static func appendInfo(_ spec: KVCommandSpec, reply: inout RESPReplyBuffer) {
         reply.appendArrayHeader(10)
         reply.appendBulk(spec.name)
         reply.appendInteger(Int64(spec.arity))
@@ -39,14 +41,14 @@ extension KVExecutor {
         for sub in spec.subcommands { appendInfo(sub, reply: &reply) }
     }
 
-    private static func appendStatuses(_ words: [String], reply: inout KVReply) {
+    private static func appendStatuses(_ words: [String], reply: inout RESPReplyBuffer) {
         reply.appendArrayHeader(words.count)
         for word in words { reply.appendStatus(word) }
     }
 
     /// COMMAND DOCS [name ...]: name → documentation, for every command or
     /// for those named (unknown names are skipped, as in Redis).
-    static func commandDocs(_ args: KVArgs, reply: inout KVReply) {
+    static func commandDocs(_ args: KVArgs, reply: inout RESPReplyBuffer) {
         var specs: [KVCommandSpec] = []
         if args.count == 2 {
             specs = KVCommandTable.all
@@ -62,7 +64,7 @@ extension KVExecutor {
         }
     }
 
-    private static func appendDoc(_ spec: KVCommandSpec, reply: inout KVReply) {
+    private static func appendDoc(_ spec: KVCommandSpec, reply: inout RESPReplyBuffer) {
         let doc = spec.doc
         var fields = 4
         if !doc.arguments.isEmpty { fields += 1 }
@@ -90,7 +92,7 @@ extension KVExecutor {
         }
     }
 
-    private static func appendArguments(_ arguments: [KVArgumentDoc], reply: inout KVReply) {
+    private static func appendArguments(_ arguments: [KVArgumentDoc], reply: inout RESPReplyBuffer) {
         reply.appendArrayHeader(arguments.count)
         for argument in arguments {
             var flags: [String] = []
@@ -126,7 +128,7 @@ extension KVExecutor {
     }
 
     /// COMMAND LIST: every command and subcommand name (FILTERBY is not supported).
-    static func commandList(_ args: KVArgs, reply: inout KVReply) {
+    static func commandList(_ args: KVArgs, reply: inout RESPReplyBuffer) {
         guard args.count == 2 else {
             syntaxError(&reply)
             return
@@ -136,7 +138,7 @@ extension KVExecutor {
         for name in names { reply.appendBulk(name) }
     }
 
-    static func commandHelp(reply: inout KVReply) {
+    static func commandHelp(reply: inout RESPReplyBuffer) {
         let lines = ["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                      "(no subcommand)", "    Return details about all commands.",
                      "COUNT", "    Return the total number of commands in this server.",

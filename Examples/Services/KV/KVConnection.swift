@@ -1,3 +1,4 @@
+import ProtocolRESP
 import Reactor
 
 /// One client: its partial command, its name, and how it ends.
@@ -25,7 +26,7 @@ final class KVConnection: ResourceHandler {
     /// path's mutations skip the dynamic exclusivity checks Swift makes on
     /// a class's stored properties (a measurable cost at one command per read).
     private struct State {
-        var parser: KVRequestParser
+        var parser: RESPRequestParser
         /// The start of a command that has not fully arrived.
         var pending = InboundBuffer()
         /// The last time the client sent anything (monotonic nanoseconds), for the idle timeout.
@@ -58,7 +59,7 @@ final class KVConnection: ResourceHandler {
         self.stream = stream
         self.clientID = clientID
         state = .allocate(capacity: 1)
-        state.initialize(to: State(parser: KVRequestParser(maxBulkLength: service.info.configuration.maxBulkLength),
+        state.initialize(to: State(parser: RESPRequestParser(maxBulkLength: service.info.configuration.maxBulkLength),
                                    lastActivity: now.nanoseconds))
         stream.highWatermark = service.info.configuration.highWatermark
         stream.lowWatermark = service.info.configuration.lowWatermark

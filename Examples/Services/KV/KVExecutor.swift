@@ -1,8 +1,10 @@
+import ProtocolRESP
+
 /// The arguments of one command, viewed in place: in the bytes the client
 /// sent for a RESP request, in the parser's decoded buffer for an inline one.
 struct KVArgs {
     let base: UnsafeRawPointer
-    let spans: UnsafeBufferPointer<KVSpan>
+    let spans: UnsafeBufferPointer<RESPSpan>
 
     @inline(__always) var count: Int { spans.count }
 
@@ -40,7 +42,7 @@ enum KVExecutor {
     /// Runs one command. Returns false when the connection is to close
     /// after this reply (QUIT).
     @inline(__always)
-    static func execute(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, context: KVCommandContext) -> Bool {
+    static func execute(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, context: KVCommandContext) -> Bool {
         let name = args[0]
         guard let entry = KVCommandTable.lookup(name) else {
             unknownCommand(args, reply: &reply)
@@ -110,7 +112,7 @@ enum KVExecutor {
     }
 
     /// CLIENT, CONFIG and COMMAND: find the subcommand and check its arity.
-    private static func container(_ spec: KVCommandSpec, _ args: KVArgs, store: inout KVStore, reply: inout KVReply,
+    private static func container(_ spec: KVCommandSpec, _ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer,
                                   context: KVCommandContext) {
         if args.count == 1 {
             // Only COMMAND runs bare (its arity allows it); the others failed the arity check.
@@ -151,7 +153,7 @@ enum KVExecutor {
     /// `-ERR unknown command 'NAME', with args beginning with: 'a' 'b' `,
     /// the name cut at 128 bytes and the arguments quoted until 128 bytes
     /// of them are shown, as Redis's `processCommand` formats it.
-    static func unknownCommand(_ args: KVArgs, reply: inout KVReply) {
+    static func unknownCommand(_ args: KVArgs, reply: inout RESPReplyBuffer) {
         var message = Array("unknown command '".utf8)
         message += KVBytes.cString(args[0]).prefix(128)
         message += Array("', with args beginning with: ".utf8)
@@ -167,19 +169,19 @@ enum KVExecutor {
     }
 
     /// `-ERR wrong number of arguments for 'get' command`
-    static func wrongArity(_ name: String, reply: inout KVReply) {
+    static func wrongArity(_ name: String, reply: inout RESPReplyBuffer) {
         reply.appendError("wrong number of arguments for '\(name)' command")
     }
 
-    static func notAnInteger(_ reply: inout KVReply) {
+    static func notAnInteger(_ reply: inout RESPReplyBuffer) {
         reply.append("-ERR value is not an integer or out of range\r\n")
     }
 
-    static func syntaxError(_ reply: inout KVReply) {
+    static func syntaxError(_ reply: inout RESPReplyBuffer) {
         reply.append("-ERR syntax error\r\n")
     }
 
-    static func invalidExpireTime(_ name: String, reply: inout KVReply) {
+    static func invalidExpireTime(_ name: String, reply: inout RESPReplyBuffer) {
         reply.appendError("invalid expire time in '\(name)' command")
     }
 }

@@ -1,3 +1,4 @@
+import ProtocolRESP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,7 +19,7 @@ extension KVExecutor {
     /// INCRBYFLOAT key increment: the stored value (0 if missing) plus the
     /// increment, stored and returned as Redis prints it (`10.5`, `5000`);
     /// the deadline is kept.
-    static func incrementByFloat(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func incrementByFloat(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         let key = args[1]
         let hash = store.hash(key)
         let existing = store.find(key, hash: hash, now: now)

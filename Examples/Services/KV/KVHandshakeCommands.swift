@@ -1,3 +1,4 @@
+import ProtocolRESP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,7 @@ extension KVExecutor {
     /// syntax, then the credentials, then the name (validated only then). Only RESP2 is built, so 3 is refused with the error Redis
     /// gives for a version it does not know. There are no users or passwords
     /// here: like Redis's `default` user with `nopass`, `default` takes any password.
-    static func hello(_ args: KVArgs, reply: inout KVReply, context: KVCommandContext) {
+    static func hello(_ args: KVArgs, reply: inout RESPReplyBuffer, context: KVCommandContext) {
         var index = 1
         if args.count >= 2 {
             guard let version = KVBytes.parseInt64(args[1]) else {
@@ -81,7 +82,7 @@ extension KVExecutor {
     /// TIME: the wall clock as Unix seconds and the microseconds within the
     /// second, each a bulk string (Redis reads the real clock here, not the
     /// command's time snapshot, so neither does kv).
-    static func time(reply: inout KVReply) {
+    static func time(reply: inout RESPReplyBuffer) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         reply.appendArrayHeader(2)

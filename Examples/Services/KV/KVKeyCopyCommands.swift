@@ -1,3 +1,5 @@
+import ProtocolRESP
+
 /// RENAME, RENAMENX, COPY, EXPIRETIME and PEXPIRETIME, with Redis 7.0's
 /// order of checks and its replies.
 ///
@@ -8,7 +10,7 @@ extension KVExecutor {
     /// RENAME key newkey (`+OK`), RENAMENX key newkey (1, or 0 if newkey
     /// exists). The deadline moves with the value. A missing key is
     /// `-ERR no such key`, even when both names are the same.
-    static func rename(_ args: KVArgs, onlyIfNew: Bool, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func rename(_ args: KVArgs, onlyIfNew: Bool, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         let source = args[1]
         let destination = args[2]
         let sameKey = KVBytes.equal(source, destination)
@@ -35,7 +37,7 @@ extension KVExecutor {
     /// COPY source destination [DB destination-db] [REPLACE]: 1 if copied,
     /// 0 if the source is missing or the destination exists (without
     /// REPLACE). This server has database 0 only: any other DB is out of range.
-    static func copy(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func copy(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         var replace = false
         var index = 3
         while index < args.count {
@@ -95,7 +97,7 @@ extension KVExecutor {
 
     /// EXPIRETIME (seconds, rounded) or PEXPIRETIME: the Unix time the key
     /// expires at; -2 for a missing key, -1 without a deadline.
-    static func expireTime(_ args: KVArgs, milliseconds: Bool, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func expireTime(_ args: KVArgs, milliseconds: Bool, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard let index = store.find(args[1], now: now) else {
             reply.append(":-2\r\n")
             return

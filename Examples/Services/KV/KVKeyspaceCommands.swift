@@ -1,19 +1,21 @@
+import ProtocolRESP
+
 /// The keyspace commands: DEL, EXISTS, TYPE, the deadline commands, KEYS, FLUSHALL and FLUSHDB.
 extension KVExecutor {
-    static func del(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func del(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         var removed: Int64 = 0
         for index in 1..<args.count where store.remove(args[index], now: now) { removed += 1 }
         reply.appendInteger(removed)
     }
 
     /// EXISTS counts a key once per time it is named, as Redis does.
-    static func exists(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func exists(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         var found: Int64 = 0
         for index in 1..<args.count where store.find(args[index], now: now) != nil { found += 1 }
         reply.appendInteger(found)
     }
 
-    static func type(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func type(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         reply.append(store.find(args[1], now: now) == nil ? "+none\r\n" : "+string\r\n")
     }
 
@@ -22,7 +24,7 @@ extension KVExecutor {
     /// then the key; a time already past deletes the key. `absolute` makes it
     /// EXPIREAT/PEXPIREAT: the time is a Unix time, not one relative to now.
     static func expire(_ args: KVArgs, unitSeconds: Bool, absolute: Bool = false, name: String,
-                       store: inout KVStore, reply: inout KVReply, now: Int64) {
+                       store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         var nx = false, xx = false, gt = false, lt = false
         for index in 3..<args.count {
             let option = args[index]
@@ -86,7 +88,7 @@ extension KVExecutor {
     }
 
     /// TTL (seconds, rounded) or PTTL: -2 for a missing key, -1 without a deadline.
-    static func ttl(_ args: KVArgs, milliseconds: Bool, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func ttl(_ args: KVArgs, milliseconds: Bool, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard let index = store.find(args[1], now: now) else {
             reply.append(":-2\r\n")
             return
@@ -100,7 +102,7 @@ extension KVExecutor {
         reply.appendInteger(milliseconds ? left : (left + 500) / 1000)
     }
 
-    static func persist(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func persist(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard let index = store.find(args[1], now: now) else {
             reply.append(":0\r\n")
             return
@@ -110,7 +112,7 @@ extension KVExecutor {
 
     /// FLUSHALL and FLUSHDB [ASYNC|SYNC]: the same with one database; both
     /// flush at once (no lazy-free thread).
-    static func flushall(_ args: KVArgs, store: inout KVStore, reply: inout KVReply) {
+    static func flushall(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer) {
         if args.count > 2 || (args.count == 2 && !KVBytes.equalsIgnoringCase(args[1], "sync")
                               && !KVBytes.equalsIgnoringCase(args[1], "async")) {
             syntaxError(&reply)
@@ -122,7 +124,7 @@ extension KVExecutor {
 
     /// KEYS pattern: every live key that matches, in table order (Redis's
     /// order is its own table's, so clients must not rely on any order).
-    static func keys(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func keys(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         let pattern = args[1]
         let everything = pattern.count == 1 && pattern[0] == UInt8(ascii: "*")
         var matches: [Int] = []

@@ -1,6 +1,8 @@
+import ProtocolRESP
+
 /// The connection and server commands: PING, SELECT, INFO, CLIENT, CONFIG.
 extension KVExecutor {
-    static func ping(_ args: KVArgs, reply: inout KVReply) {
+    static func ping(_ args: KVArgs, reply: inout RESPReplyBuffer) {
         if args.count > 2 {
             wrongArity("ping", reply: &reply)
         } else if args.count == 2 {
@@ -11,7 +13,7 @@ extension KVExecutor {
     }
 
     /// SELECT index: this server has one database, number 0.
-    static func select(_ args: KVArgs, reply: inout KVReply) {
+    static func select(_ args: KVArgs, reply: inout RESPReplyBuffer) {
         guard let index = KVBytes.parseInt64(args[1]), index >= Int64(Int32.min), index <= Int64(Int32.max) else {
             notAnInteger(&reply)
             return
@@ -24,7 +26,7 @@ extension KVExecutor {
     private static let infoSections = ["server", "clients", "stats", "keyspace"]
 
     /// INFO [section ...]: a small subset of Redis's fields, in its format.
-    static func info(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, context: KVCommandContext) {
+    static func info(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, context: KVCommandContext) {
         var wanted = Set<String>()
         if args.count == 1 {
             wanted = Set(infoSections)
@@ -81,7 +83,7 @@ extension KVExecutor {
     // MARK: CLIENT
 
     /// CLIENT SETNAME name: printable ASCII without spaces; empty clears the name.
-    static func clientSetName(_ args: KVArgs, reply: inout KVReply, context: KVCommandContext) {
+    static func clientSetName(_ args: KVArgs, reply: inout RESPReplyBuffer, context: KVCommandContext) {
         let name = args[2]
         guard isValidClientName(name) else {
             reply.append("-ERR Client names cannot contain spaces, newlines or special characters.\r\n")
@@ -91,12 +93,12 @@ extension KVExecutor {
         reply.append("+OK\r\n")
     }
 
-    static func clientGetName(reply: inout KVReply, context: KVCommandContext) {
+    static func clientGetName(reply: inout RESPReplyBuffer, context: KVCommandContext) {
         if let name = context.client.name { reply.appendBulk(name) } else { reply.appendNull() }
     }
 
     /// CLIENT HELP and CONFIG HELP, in Redis's layout.
-    static func help(client: Bool, reply: inout KVReply) {
+    static func help(client: Bool, reply: inout RESPReplyBuffer) {
         let lines = client
             ? ["CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                "GETNAME", "    Return the name of the current connection.",
@@ -115,7 +117,7 @@ extension KVExecutor {
     /// CONFIG GET parameter [parameter ...]: a name without glob characters
     /// is looked up (any case) and echoed as given; a pattern matches names
     /// case-insensitively. Each parameter appears once.
-    static func configGet(_ args: KVArgs, reply: inout KVReply, context: KVCommandContext) {
+    static func configGet(_ args: KVArgs, reply: inout RESPReplyBuffer, context: KVCommandContext) {
         let parameters = context.server.configParameters
         var matched: [(shown: String, index: Int)] = []
         for argument in 2..<args.count {

@@ -1,3 +1,4 @@
+import ProtocolRESP
 import Reactor
 
 /// The `kv` service of one runtime: a Redis-compatible key-value server
@@ -25,7 +26,7 @@ public final class KVService: Service {
     private(set) var connections: [KVConnection] = []
     /// The replies of the batch being run, reused by every connection in turn
     /// (behind a pointer, so that its hot-path mutations skip dynamic exclusivity checks).
-    let reply: UnsafeMutablePointer<KVReply>
+    let reply: UnsafeMutablePointer<RESPReplyBuffer>
     /// The unsent replies of this runtime's connections (behind a pointer, for the same reason).
     let outputBudget: UnsafeMutablePointer<KVOutputBudget>
     private var sweepTimer: TimerID?
@@ -39,7 +40,7 @@ public final class KVService: Service {
         self.listeners = listeners
         self.index = index
         reply = .allocate(capacity: 1)
-        reply.initialize(to: KVReply())
+        reply.initialize(to: RESPReplyBuffer())
         outputBudget = .allocate(capacity: 1)
         outputBudget.initialize(to: KVOutputBudget(limit: info.configuration.outputBudget))
     }

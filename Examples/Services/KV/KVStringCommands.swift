@@ -1,8 +1,10 @@
+import ProtocolRESP
+
 /// The string commands: GET, SET and its variants, counters, MGET/MSET.
 /// Only strings exist in this store, so Redis's `-WRONGTYPE` error can never
 /// be returned: every key holds a string.
 extension KVExecutor {
-    static func get(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func get(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         if let index = store.find(args[1], now: now) {
             store.counters.keyspaceHits &+= 1
             reply.appendBulk(store.entry(index).value)
@@ -27,7 +29,7 @@ extension KVExecutor {
     }
 
     /// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
-    static func set(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func set(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         if args.count == 3 {
             // The common case, without option parsing.
             let key = args[1]
@@ -86,7 +88,7 @@ extension KVExecutor {
     /// or milliseconds, relative to now (EX, PX) or absolute (EXAT, PXAT);
     /// nil after replying with the error.
     static func expireMilliseconds(_ argument: UnsafeRawBufferPointer, seconds: Bool, relative: Bool, name: String,
-                                           reply: inout KVReply, now: Int64) -> Int64? {
+                                           reply: inout RESPReplyBuffer, now: Int64) -> Int64? {
         guard var value = KVBytes.parseInt64(argument) else {
             notAnInteger(&reply)
             return nil
@@ -111,7 +113,7 @@ extension KVExecutor {
     private static func setGeneric(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
                                    nx: Bool, xx: Bool, get: Bool, keepTTL: Bool, deadline: Int64?,
                                    okReply: StaticString = "+OK\r\n", abortReply: StaticString = "$-1\r\n",
-                                   store: inout KVStore, reply: inout KVReply, now: Int64) {
+                                   store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         let hash = store.hash(key)
         let existing = store.find(key, hash: hash, now: now)
         if get {
@@ -126,25 +128,25 @@ extension KVExecutor {
         if !get { reply.append(okReply) }
     }
 
-    static func setnx(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func setnx(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         setGeneric(args[1], args[2], nx: true, xx: false, get: false, keepTTL: false, deadline: nil,
                    okReply: ":1\r\n", abortReply: ":0\r\n", store: &store, reply: &reply, now: now)
     }
 
     /// SETEX key seconds value, PSETEX key milliseconds value.
-    static func setex(_ args: KVArgs, milliseconds: Bool, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func setex(_ args: KVArgs, milliseconds: Bool, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard let deadline = expireMilliseconds(args[2], seconds: !milliseconds, relative: true,
                                                 name: milliseconds ? "psetex" : "setex", reply: &reply, now: now) else { return }
         setGeneric(args[1], args[3], nx: false, xx: false, get: false, keepTTL: false, deadline: deadline,
                    store: &store, reply: &reply, now: now)
     }
 
-    static func getset(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func getset(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         setGeneric(args[1], args[2], nx: false, xx: false, get: true, keepTTL: false, deadline: nil,
                    store: &store, reply: &reply, now: now)
     }
 
-    static func getdel(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func getdel(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard let index = store.find(args[1], now: now) else {
             reply.appendNull()
             return
@@ -153,13 +155,13 @@ extension KVExecutor {
         store.remove(at: index)
     }
 
-    static func strlen(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func strlen(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         let length = store.find(args[1], now: now).map { Int64(store.entry($0).valueLength) } ?? 0
         reply.appendInteger(length)
     }
 
     /// APPEND key value: the new length; the deadline is kept.
-    static func append(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func append(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         let key = args[1]
         let hash = store.hash(key)
         guard let index = store.find(key, hash: hash, now: now) else {
@@ -179,7 +181,7 @@ extension KVExecutor {
     // MARK: Counters
 
     /// INCRBY key increment, DECRBY key decrement.
-    static func incrementByArgument(_ args: KVArgs, negate: Bool, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func incrementByArgument(_ args: KVArgs, negate: Bool, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard var amount = KVBytes.parseInt64(args[2]) else {
             notAnInteger(&reply)
             return
@@ -196,7 +198,7 @@ extension KVExecutor {
 
     /// INCR, DECR and friends: the stored value must be an integer as
     /// `string2ll` reads it; the deadline is kept.
-    static func incrementBy(_ amount: Int64, _ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func incrementBy(_ amount: Int64, _ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         let key = args[1]
         let hash = store.hash(key)
         let existing = store.find(key, hash: hash, now: now)
@@ -228,7 +230,7 @@ extension KVExecutor {
 
     // MARK: Several keys
 
-    static func mget(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func mget(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         reply.appendArrayHeader(args.count - 1)
         for index in 1..<args.count {
             if let found = store.find(args[index], now: now) {
@@ -241,7 +243,7 @@ extension KVExecutor {
         }
     }
 
-    static func mset(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func mset(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard args.count % 2 == 1 else {
             wrongArity("mset", reply: &reply)
             return

@@ -1,3 +1,5 @@
+import ProtocolRESP
+
 /// GETRANGE, SETRANGE, MSETNX and GETEX, as Redis 7.0's t_string.c runs
 /// them: the same order of checks, so that a request with several faults
 /// gets the same error from kv as from Redis.
@@ -5,7 +7,7 @@ extension KVExecutor {
     /// GETRANGE key start end: both ends inclusive, negative ones counted
     /// from the end. The integers are checked before the key is looked up,
     /// so a bad range is an error even for a missing key.
-    static func getrange(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func getrange(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard var start = KVBytes.parseInt64(args[2]), var end = KVBytes.parseInt64(args[3]) else {
             notAnInteger(&reply)
             return
@@ -39,7 +41,7 @@ extension KVExecutor {
     /// string of zero bytes up to the offset; an empty value changes nothing
     /// (and creates nothing). The result may not exceed the bulk limit
     /// (Redis's `proto-max-bulk-len`), checked with overflow in mind.
-    static func setrange(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, context: KVCommandContext) {
+    static func setrange(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, context: KVCommandContext) {
         guard let offset = KVBytes.parseInt64(args[2]) else {
             notAnInteger(&reply)
             return
@@ -72,7 +74,7 @@ extension KVExecutor {
 
     /// MSETNX key value [key value ...]: 1 and every key set, or 0 and none
     /// if any of them exists.
-    static func msetnx(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func msetnx(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         guard args.count % 2 == 1 else {
             wrongArity("msetnx", reply: &reply)
             return
@@ -103,7 +105,7 @@ extension KVExecutor {
     /// deadline changed as asked. Redis checks the options' syntax first,
     /// then the key (a missing key is nil even with a bad time), then the
     /// time; a past EXAT/PXAT deletes the key after replying with it.
-    static func getex(_ args: KVArgs, store: inout KVStore, reply: inout KVReply, now: Int64) {
+    static func getex(_ args: KVArgs, store: inout KVStore, reply: inout RESPReplyBuffer, now: Int64) {
         var option = GetexOption.none
         var timeIndex = -1
         var index = 2

@@ -2,23 +2,27 @@
 import Glibc
 #endif
 
-/// The replies of one batch of commands, in RESP2, gathered in one buffer so
-/// that the batch leaves in one write.
+/// Replies (or commands) in RESP2, gathered in one buffer so that a batch
+/// leaves in one write.
 ///
-/// One per runtime (the service owns it and lends it to each connection's
-/// batch in turn): its memory is reused from batch to batch, so a steady
+/// A server keeps one per runtime (the kv service owns it and lends it to
+/// each connection's batch in turn): its memory is reused from batch to batch, so a steady
 /// stream of commands formats replies without allocating. Raw memory rather
 /// than an Array: no uniqueness or bounds checks on the hot path.
-struct KVReply: ~Copyable {
-    private(set) var base: UnsafeMutableRawPointer
-    private(set) var capacity: Int
+public struct RESPReplyBuffer: ~Copyable {
+    @usableFromInline var base: UnsafeMutableRawPointer
+    @usableFromInline var capacity: Int
     /// Bytes gathered so far.
-    private(set) var count = 0
+    @usableFromInline var _count = 0
+
+    /// Bytes gathered so far.
+    @inlinable public var count: Int { _count }
 
     /// The size the buffer returns to after a batch with a very large reply.
-    static let defaultCapacity = 64 * 1024
+    public static let defaultCapacity = 64 * 1024
 
-    init(capacity: Int = KVReply.defaultCapacity) {
+    /// An empty buffer of `capacity` bytes (it grows as needed).
+    public init(capacity: Int = RESPReplyBuffer.defaultCapacity) {
         self.capacity = capacity
         base = malloc(capacity)!
     }
@@ -26,30 +30,31 @@ struct KVReply: ~Copyable {
     deinit { free(base) }
 
     /// The gathered bytes (valid until the next append or reset).
-    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    @inlinable public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: _count) }
 
     /// Forgets the gathered bytes. A buffer grown past 1 MiB by a big reply
     /// returns to its default size, so one large GET does not pin memory.
-    mutating func reset() {
-        count = 0
+    public mutating func reset() {
+        _count = 0
         if capacity > 1 << 20 {
             free(base)
-            capacity = KVReply.defaultCapacity
+            capacity = RESPReplyBuffer.defaultCapacity
             base = malloc(capacity)!
         }
     }
 
     /// Drops everything after the first `length` bytes (undoes a partial reply).
-    mutating func truncate(to length: Int) {
-        count = min(count, length)
+    public mutating func truncate(to length: Int) {
+        _count = min(_count, length)
     }
 
-    @inline(__always)
-    private mutating func reserve(_ extra: Int) {
-        if count + extra > capacity { grow(count + extra) }
+    @inlinable
+    mutating func reserve(_ extra: Int) {
+        if _count + extra > capacity { grow(_count + extra) }
     }
 
-    private mutating func grow(_ needed: Int) {
+    @usableFromInline
+    mutating func grow(_ needed: Int) {
         var newCapacity = capacity * 2
         while newCapacity < needed { newCapacity *= 2 }
         base = realloc(base, newCapacity)!
@@ -58,75 +63,81 @@ struct KVReply: ~Copyable {
 
     // MARK: Raw bytes
 
-    @inline(__always)
-    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+    /// Appends raw bytes.
+    @inlinable
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         reserve(bytes.count)
-        (base + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        count += bytes.count
+        (base + _count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        _count += bytes.count
     }
 
-    @inline(__always)
-    mutating func append(_ text: StaticString) {
+    /// Appends a literal's UTF-8.
+    @inlinable
+    public mutating func append(_ text: StaticString) {
         reserve(text.utf8CodeUnitCount)
-        (base + count).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
-        count += text.utf8CodeUnitCount
+        (base + _count).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
+        _count += text.utf8CodeUnitCount
     }
 
-    mutating func append(_ bytes: [UInt8]) {
+    /// Appends raw bytes.
+    public mutating func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { append($0) }
     }
 
-    mutating func append(_ text: String) {
+    /// Appends a string's UTF-8.
+    public mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
-    @inline(__always)
-    mutating func appendByte(_ byte: UInt8) {
+    /// Appends one byte.
+    @inlinable
+    public mutating func appendByte(_ byte: UInt8) {
         reserve(1)
-        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
-        count += 1
+        base.storeBytes(of: byte, toByteOffset: _count, as: UInt8.self)
+        _count += 1
     }
 
-    @inline(__always)
-    mutating func appendCRLF() {
+    /// Appends `\r\n`.
+    @inlinable
+    public mutating func appendCRLF() {
         reserve(2)
-        base.storeBytes(of: 0x0A0D, toByteOffset: count, as: UInt16.self)  // "\r\n", little-endian
-        count += 2
+        base.storeBytes(of: 0x0A0D, toByteOffset: _count, as: UInt16.self)  // "\r\n", little-endian
+        _count += 2
     }
 
     /// The decimal digits of `value`, with a sign when negative.
-    @inline(__always)
-    mutating func appendDecimal(_ value: Int64) {
+    @inlinable
+    public mutating func appendDecimal(_ value: Int64) {
         reserve(20)
         if value < 0 { appendByte(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
         var digits = 1
         var scan = magnitude
         while scan >= 10 { scan /= 10; digits += 1 }
-        var position = count + digits - 1
+        var position = _count + digits - 1
         repeat {
             base.storeBytes(of: UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30, toByteOffset: position, as: UInt8.self)
             magnitude /= 10
             position -= 1
         } while magnitude > 0
-        count += digits
+        _count += digits
     }
 
     // MARK: RESP2 replies
 
     /// `:n\r\n`
-    @inline(__always)
-    mutating func appendInteger(_ value: Int64) {
+    @inlinable
+    public mutating func appendInteger(_ value: Int64) {
         appendByte(UInt8(ascii: ":"))
         appendDecimal(value)
         appendCRLF()
     }
 
     /// `$len\r\nbytes\r\n`
-    @inline(__always)
-    mutating func appendBulk(_ bytes: UnsafeRawBufferPointer) {
+    @inlinable
+    public mutating func appendBulk(_ bytes: UnsafeRawBufferPointer) {
         reserve(bytes.count + 16)
         appendByte(UInt8(ascii: "$"))
         appendDecimal(Int64(bytes.count))
@@ -135,29 +146,31 @@ struct KVReply: ~Copyable {
         appendCRLF()
     }
 
-    mutating func appendBulk(_ text: String) {
+    /// `$len\r\ntext\r\n`
+    public mutating func appendBulk(_ text: String) {
         var text = text
         text.withUTF8 { appendBulk(UnsafeRawBufferPointer($0)) }
     }
 
-    mutating func appendBulk(_ bytes: [UInt8]) {
+    /// `$len\r\nbytes\r\n`
+    public mutating func appendBulk(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { appendBulk($0) }
     }
 
     /// `$-1\r\n`, RESP2's null bulk string.
-    @inline(__always)
-    mutating func appendNull() { append("$-1\r\n") }
+    @inlinable
+    public mutating func appendNull() { append("$-1\r\n") }
 
     /// `*n\r\n`
-    @inline(__always)
-    mutating func appendArrayHeader(_ count: Int) {
+    @inlinable
+    public mutating func appendArrayHeader(_ count: Int) {
         appendByte(UInt8(ascii: "*"))
         appendDecimal(Int64(count))
         appendCRLF()
     }
 
     /// `+text\r\n`
-    mutating func appendStatus(_ text: String) {
+    public mutating func appendStatus(_ text: String) {
         appendByte(UInt8(ascii: "+"))
         append(text)
         appendCRLF()
@@ -167,7 +180,7 @@ struct KVReply: ~Copyable {
     /// an error code of its own (`-WRONGTYPE ...`). Carriage returns and line
     /// feeds become spaces, as Redis's `addReplyErrorFormat` does, so that
     /// an argument quoted in a message cannot break the protocol.
-    mutating func appendError(_ message: [UInt8]) {
+    public mutating func appendError(_ message: [UInt8]) {
         if message.first == UInt8(ascii: "-") {
             appendSanitized(message)
         } else {
@@ -178,11 +191,11 @@ struct KVReply: ~Copyable {
     }
 
     /// `-ERR message\r\n` for a message built from text.
-    mutating func appendError(_ message: String) {
+    public mutating func appendError(_ message: String) {
         appendError(Array(message.utf8))
     }
 
-    private mutating func appendSanitized(_ message: [UInt8]) {
+    mutating func appendSanitized(_ message: [UInt8]) {
         reserve(message.count)
         for byte in message {
             appendByte(byte == 0x0D || byte == 0x0A ? 0x20 : byte)
