@@ -17,6 +17,9 @@ import PackageDescription
 //   CReactorTLS                 OpenSSL 3 module map and macro shim (compiled out without libssl-dev)
 //   CReactorSys, CLibev, CUring shims for what Swift's Glibc module omits, libev's macros, liburing's include order
 //   CAres                       c-ares (libc-ares-dev): DNS on the runtime's poller (compiled out without it)
+//
+// Protocol modules sit beside the umbrella, on the model (and on ReactorNames to connect by name):
+//   ProtocolHTTP1               HTTP/1.1 parsing and encoding for servers and clients, and HTTPClient
 let package = Package(
     name: "swift-reactor",
     products: [
@@ -28,6 +31,7 @@ let package = Package(
         .library(name: "Reactor", targets: ["Reactor"]),
         .library(name: "ReactorTLS", targets: ["ReactorTLS"]),
         .library(name: "ReactorNames", targets: ["ReactorNames"]),
+        .library(name: "ProtocolHTTP1", targets: ["ProtocolHTTP1"]),
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "proxy", targets: ["Proxy"]),
@@ -72,11 +76,13 @@ let package = Package(
         .systemLibrary(name: "CAres", path: "Sources/CAres"),
         .target(name: "ReactorNames", dependencies: ["ReactorCore", "CReactorSys", "CAres"]),
         .target(name: "ReactorTLS", dependencies: ["CReactorTLS"]),
+        // HTTP/1.1 as a library: what the http example serves with and the client speaks with.
+        .target(name: "ProtocolHTTP1", dependencies: ["ReactorCore", "ReactorNames"]),
         .target(name: "Reactor", dependencies: ["ReactorCore", "ReactorNames", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
             name: "ExampleServices",
-            dependencies: ["Reactor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Reactor", "ProtocolHTTP1", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Services"
         ),
         .executableTarget(
@@ -131,7 +137,7 @@ let package = Package(
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.
         .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
         // The kv and http services against real clients: redis-cli, redis-benchmark, redis-server, curl.
-        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices", "ProtocolHTTP1", "ReactorTestSupport"]),
         // Runs the example executables as a user would; they must be built first
         // (`swift build --build-tests` builds them).
         .testTarget(name: "ExampleTests", dependencies: ["Reactor", "ReactorTestSupport"]),
