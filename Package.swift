@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "ReactorNames", dependencies: ["ReactorCore", "CReactorSys", "CAres"]),
         .target(name: "ReactorTLS", dependencies: ["CReactorTLS"]),
         // HTTP/1.1 as a library: what the http example serves with and the client speaks with.
-        .target(name: "ProtocolHTTP1", dependencies: ["ReactorCore", "ReactorNames"]),
+        .target(name: "ProtocolHTTP1", dependencies: ["ReactorCore", "ReactorNames", "ReactorTLS"]),
         .target(name: "Reactor", dependencies: ["ReactorCore", "ReactorNames", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
