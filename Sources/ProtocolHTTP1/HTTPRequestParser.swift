@@ -4,13 +4,21 @@ import Glibc
 
 /// The request methods the routes tell apart; every other token is `.other`.
 public enum HTTPMethod: Sendable {
-    case get, head, post, other
+    /// `GET`.
+    case get
+    /// `HEAD`: the response's head only.
+    case head
+    /// `POST`.
+    case post
+    /// Any other token.
+    case other
 }
 
 /// A parsed request head. Ranges are byte offsets into the buffer that was
 /// parsed, which the head does not own: it is valid only as long as those
 /// bytes are, and nothing is copied or allocated to make it.
 public struct HTTPRequestHead: Sendable {
+    /// The method, as far as the routes tell methods apart.
     public var method = HTTPMethod.other
     /// The path of the target, without the query (offsets into the parsed bytes).
     public var path: Range<Int> = 0..<0

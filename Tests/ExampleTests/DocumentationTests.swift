@@ -8,7 +8,7 @@ import Testing
 @Suite("documentation")
 struct DocumentationTests {
     /// The library modules whose public API must be documented.
-    static let documentedModules = ["ReactorCore", "ReactorTLS", "Reactor", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "ExampleServices"]
+    static let documentedModules = ["ReactorCore", "ReactorTLS", "Reactor", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "ExampleServices", "ProtocolHTTP1"]
 
     @Test("every Swift code block in README.md type-checks against the built modules")
     func readmeBlocksCompile() throws {
