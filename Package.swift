@@ -18,6 +18,9 @@ import PackageDescription
 //   CReactorTLS                 OpenSSL 3 module map and macro shim (compiled out without libssl-dev)
 //   CReactorSys, CLibev, CUring shims for what Swift's Glibc module omits, libev's macros, liburing's include order
 //   CAres                       c-ares (libc-ares-dev): DNS on the runtime's poller (compiled out without it)
+//
+// Protocol modules sit beside the umbrella, on the model (and on ReactorNames to connect by name):
+//   ProtocolHTTP1               HTTP/1.1 parsing and encoding for servers and clients, and HTTPClient
 let package = Package(
     name: "swift-reactor",
     products: [
@@ -30,6 +33,7 @@ let package = Package(
         .library(name: "ReactorTLS", targets: ["ReactorTLS"]),
         .library(name: "ReactorNames", targets: ["ReactorNames"]),
         .library(name: "ProtocolRESP", targets: ["ProtocolRESP"]),
+        .library(name: "ProtocolHTTP1", targets: ["ProtocolHTTP1"]),
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "proxy", targets: ["Proxy"]),
@@ -80,11 +84,13 @@ let package = Package(
             name: "ProtocolRESP",
             dependencies: ["ReactorCore", "ReactorNames", .product(name: "DequeModule", package: "swift-collections")]
         ),
+        // HTTP/1.1 as a library: what the http example serves with and the client speaks with.
+        .target(name: "ProtocolHTTP1", dependencies: ["ReactorCore", "ReactorNames", "ReactorTLS"]),
         .target(name: "Reactor", dependencies: ["ReactorCore", "ReactorNames", "CReactorSys", "PollEpoll", "PollPoll", "PollLibev", "PollUring", "CLibev", "CUring"]),
         // The example services, in a library so that tests run them in-process too.
         .target(
             name: "ExampleServices",
-            dependencies: ["Reactor", "ProtocolRESP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Reactor", "ProtocolRESP", "ProtocolHTTP1", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Services"
         ),
         .executableTarget(
@@ -144,7 +150,7 @@ let package = Package(
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.
         .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
         // The kv and http services against real clients: redis-cli, redis-benchmark, redis-server, curl.
-        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices", "ProtocolRESP", "ReactorTestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Reactor", "ExampleServices", "ProtocolRESP", "ProtocolHTTP1", "ReactorTestSupport"]),
         // Runs the example executables as a user would; they must be built first
         // (`swift build --build-tests` builds them).
         .testTarget(name: "ExampleTests", dependencies: ["Reactor", "ReactorTestSupport"]),

@@ -1,3 +1,4 @@
+import ProtocolHTTP1
 import Reactor
 /// One client connection: where it is in the request it is reading, its
 /// deadline, and the request whose body is still arriving, if any.

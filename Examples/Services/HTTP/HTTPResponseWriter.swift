@@ -1,75 +1,7 @@
+import ProtocolHTTP1
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// The statuses the service answers with.
-enum HTTPStatus: Int {
-    case `continue` = 100
-    case ok = 200
-    case created = 201
-    case found = 302
-    case badRequest = 400
-    case notFound = 404
-    case methodNotAllowed = 405
-    case requestTimeout = 408
-    case contentTooLarge = 413
-    case expectationFailed = 417
-    case headerFieldsTooLarge = 431
-    case notImplemented = 501
-    case serviceUnavailable = 503
-    case versionNotSupported = 505
-
-    /// The status line, CRLF included.
-    var statusLine: StaticString {
-        switch self {
-        case .continue: return "HTTP/1.1 100 Continue\r\n"
-        case .ok: return "HTTP/1.1 200 OK\r\n"
-        case .created: return "HTTP/1.1 201 Created\r\n"
-        case .found: return "HTTP/1.1 302 Found\r\n"
-        case .badRequest: return "HTTP/1.1 400 Bad Request\r\n"
-        case .notFound: return "HTTP/1.1 404 Not Found\r\n"
-        case .methodNotAllowed: return "HTTP/1.1 405 Method Not Allowed\r\n"
-        case .requestTimeout: return "HTTP/1.1 408 Request Timeout\r\n"
-        case .contentTooLarge: return "HTTP/1.1 413 Content Too Large\r\n"
-        case .expectationFailed: return "HTTP/1.1 417 Expectation Failed\r\n"
-        case .headerFieldsTooLarge: return "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-        case .notImplemented: return "HTTP/1.1 501 Not Implemented\r\n"
-        case .serviceUnavailable: return "HTTP/1.1 503 Service Unavailable\r\n"
-        case .versionNotSupported: return "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-        }
-    }
-
-    /// A one-line body for an error, so a person with curl sees why.
-    var errorBody: StaticString {
-        switch self {
-        case .badRequest: return "Bad Request\n"
-        case .notFound: return "Not Found\n"
-        case .methodNotAllowed: return "Method Not Allowed\n"
-        case .requestTimeout: return "Request Timeout\n"
-        case .contentTooLarge: return "Content Too Large\n"
-        case .expectationFailed: return "Expectation Failed\n"
-        case .headerFieldsTooLarge: return "Request Header Fields Too Large\n"
-        case .notImplemented: return "Not Implemented\n"
-        case .serviceUnavailable: return "Service Unavailable\n"
-        case .versionNotSupported: return "HTTP Version Not Supported\n"
-        case .continue, .ok, .created, .found: return ""
-        }
-    }
-}
-
-/// What a response says about the connection.
-enum HTTPConnectionHeader {
-    /// HTTP/1.1 keep-alive: the default, so no header.
-    case persistent
-    /// HTTP/1.0 keep-alive: must be said (`Connection: keep-alive`).
-    case keepAlive
-    /// The server closes after this response (`Connection: close`).
-    case close
-
-    init(keepAlive: Bool, minorVersion: Int) {
-        self = !keepAlive ? .close : minorVersion == 0 ? .keepAlive : .persistent
-    }
-}
 
 /// Formats responses into the runtime's ``HTTPOutputBuffer``.
 ///

@@ -1,3 +1,4 @@
+import ProtocolHTTP1
 import Reactor
 #if canImport(Glibc)
 import Glibc

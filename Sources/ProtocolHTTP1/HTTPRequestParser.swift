@@ -3,36 +3,44 @@ import Glibc
 #endif
 
 /// The request methods the routes tell apart; every other token is `.other`.
-enum HTTPMethod {
-    case get, head, post, other
+public enum HTTPMethod: Sendable {
+    /// `GET`.
+    case get
+    /// `HEAD`: the response's head only.
+    case head
+    /// `POST`.
+    case post
+    /// Any other token.
+    case other
 }
 
 /// A parsed request head. Ranges are byte offsets into the buffer that was
 /// parsed, which the head does not own: it is valid only as long as those
 /// bytes are, and nothing is copied or allocated to make it.
-struct HTTPRequestHead {
-    var method = HTTPMethod.other
+public struct HTTPRequestHead: Sendable {
+    /// The method, as far as the routes tell methods apart.
+    public var method = HTTPMethod.other
     /// The path of the target, without the query (offsets into the parsed bytes).
-    var path: Range<Int> = 0..<0
+    public var path: Range<Int> = 0..<0
     /// 1 for HTTP/1.1, 0 for HTTP/1.0.
-    var minorVersion = 1
+    public var minorVersion = 1
     /// Whether the connection stays open after the response (HTTP/1.1
     /// unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
-    var keepAlive = true
+    public var keepAlive = true
     /// The declared `Content-Length`, or nil.
-    var contentLength: Int?
+    public var contentLength: Int?
     /// `Transfer-Encoding: chunked`.
-    var chunked = false
+    public var chunked = false
     /// `Expect: 100-continue` (HTTP/1.1 only).
-    var expectContinue = false
+    public var expectContinue = false
     /// The `Content-Type` value (offsets into the parsed bytes), if any.
-    var contentType: Range<Int>?
+    public var contentType: Range<Int>?
     /// The length of the head, blank line included: where the body starts.
-    var length = 0
+    public var length = 0
 }
 
 /// What parsing the front of a buffer found.
-enum HTTPHeadResult {
+public enum HTTPHeadResult: Sendable {
     /// The head is not complete yet (and not yet too large): wait for more bytes.
     case incomplete
     /// A whole head, `head.length` bytes long.
@@ -54,8 +62,10 @@ enum HTTPHeadResult {
 /// and the framing ambiguities request smuggling relies on (RFC 9112 §6.3):
 /// differing `Content-Length`s, `Content-Length` with `Transfer-Encoding`, a
 /// transfer coding that does not end in `chunked`.
-enum HTTPHeadParser {
-    static func parse(_ buffer: UnsafeRawBufferPointer, maxHeaderBytes: Int) -> HTTPHeadResult {
+public enum HTTPHeadParser {
+    /// Parses the head at the front of `buffer`; a head not complete within
+    /// `maxHeaderBytes` is `.invalid(.headerFieldsTooLarge)`.
+    public static func parse(_ buffer: UnsafeRawBufferPointer, maxHeaderBytes: Int) -> HTTPHeadResult {
         guard let base = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return .incomplete }
         let count = buffer.count
         // Only the first maxHeaderBytes may hold the head; no need to look further.

@@ -1,8 +1,8 @@
-/// Decodes a chunked request body (RFC 9112 §7.1) incrementally: bytes are
+/// Decodes a chunked body (of a request or a response) (RFC 9112 §7.1) incrementally: bytes are
 /// fed as they arrive, in pieces of any size, and the decoder remembers
 /// where it stopped, so nothing is buffered to be parsed again. Chunk
 /// extensions and trailer fields are skipped.
-struct HTTPChunkedDecoder {
+public struct HTTPChunkedDecoder: Sendable {
     private enum State {
         case size, sizeExtension, sizeLineFeed
         case data, dataCarriageReturn, dataLineFeed
@@ -11,14 +11,18 @@ struct HTTPChunkedDecoder {
     }
 
     /// How a call to ``decode(_:maxBody:maxTrailer:sink:)`` ended.
-    enum Outcome {
+    public enum Outcome: Sendable, Equatable {
         /// Every byte was consumed and the body is not finished yet.
         case needMore
-        /// The body (and its trailers) ended after `consumed` bytes.
+        /// The body (and its trailers) ended after the `consumed` bytes returned beside it.
         case done
-        /// The body can never be valid or acceptable; answer this status.
+        /// The body can never be valid or acceptable: a server answers this status,
+        /// a client reports ``HTTPChunkedDecoder/failureReason(_:)``.
         case failed(HTTPStatus)
     }
+
+    /// A decoder at the start of a body.
+    public init() {}
 
     private var state = State.size
     /// The size being read, then the bytes left in the current chunk.
@@ -29,16 +33,16 @@ struct HTTPChunkedDecoder {
     /// Bytes of the trailer section so far.
     private var trailerBytes = 0
     /// The body's decoded length so far, chunks announced included.
-    private(set) var total = 0
+    public private(set) var total = 0
 
     /// The longest chunk extension skipped before the request is refused.
-    static let maxExtensionBytes = 1024
+    public static let maxExtensionBytes = 1024
 
     /// Decodes from `input`, handing each run of body bytes to `sink`.
     /// Returns how many bytes were consumed (all of them unless the body
     /// ended or failed partway) and the outcome. A chunk that would take the
     /// body past `maxBody` fails with `413` as soon as its size is read.
-    mutating func decode(_ input: UnsafeRawBufferPointer, maxBody: Int, maxTrailer: Int,
+    public mutating func decode(_ input: UnsafeRawBufferPointer, maxBody: Int, maxTrailer: Int,
                          sink: (UnsafeRawBufferPointer) -> Void) -> (consumed: Int, outcome: Outcome) {
         var i = 0
         let count = input.count
@@ -137,6 +141,16 @@ struct HTTPChunkedDecoder {
         case 0x41...0x46: return Int(byte - 0x41 + 10)
         case 0x61...0x66: return Int(byte - 0x61 + 10)
         default: return nil
+        }
+    }
+
+    /// What a failed decode means, in words for a client's error: the
+    /// status a server would answer, said from the receiving side.
+    public static func failureReason(_ status: HTTPStatus) -> String {
+        switch status {
+        case .contentTooLarge: return "chunked body larger than the limit"
+        case .headerFieldsTooLarge: return "chunked body's trailer section larger than the limit"
+        default: return "malformed chunked encoding"
         }
     }
 }

@@ -1,0 +1,272 @@
+import ReactorCore
+import ReactorNames
+import ReactorTLS
+
+/// An `http` or `https` URL, split into what a request needs.
+public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
+    /// `https`: the connection speaks TLS.
+    public var secure: Bool
+    /// The host: a name, an IPv4 address, or an IPv6 address without brackets.
+    public var host: String
+    /// The port (80 or 443 unless the URL names one).
+    public var port: UInt16
+    /// The request target: the path and the query, at least `/`.
+    public var target: String
+
+    /// Parses `scheme://host[:port][/path][?query]`; nil for anything else
+    /// (other schemes, user info, a bad port). A fragment is dropped: it is never sent.
+    public init?(_ text: String) {
+        let lowered = text.lowercased()
+        if lowered.hasPrefix("http://") { secure = false } else if lowered.hasPrefix("https://") { secure = true } else { return nil }
+        var rest = Substring(text.dropFirst(secure ? 8 : 7))
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        let path = rest[authorityEnd...]
+        target = path.isEmpty ? "/" : path.first == "?" ? "/" + path : String(path)
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        var portText: Substring?
+        if authority.first == "[" {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.first == ":" else { return nil }
+                portText = after.dropFirst()
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = String(authority[..<colon])
+            portText = authority[authority.index(after: colon)...]
+        } else {
+            host = String(authority)
+        }
+        guard !host.isEmpty, !target.contains(where: { $0 == " " || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false }) else { return nil }
+        if let portText {
+            guard let port = UInt16(portText), port > 0 else { return nil }
+            self.port = port
+        } else {
+            port = secure ? 443 : 80
+        }
+    }
+
+    /// `host[:port]` as the `Host` header says it: the port only when it is not the scheme's own.
+    public var authority: String {
+        let name = host.contains(":") ? "[\(host)]" : host
+        return port == (secure ? 443 : 80) ? name : "\(name):\(port)"
+    }
+
+    /// The URL, normalised: `http://127.0.0.1:8080/x`.
+    public var description: String { "\(secure ? "https" : "http")://\(authority)\(target)" }
+
+    /// Where a `Location` points from here: an absolute URL, or a path on
+    /// the same server (`/y`, or `y` beside this target's last segment).
+    public func resolving(_ location: String) -> HTTPURL? {
+        if let absolute = HTTPURL(location) { return absolute }
+        guard !location.isEmpty, !location.hasPrefix("//") else { return nil }
+        var url = self
+        if location.hasPrefix("/") {
+            url.target = location
+        } else {
+            let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            url.target = String(path[...(path.lastIndex(of: "/") ?? path.startIndex)]) + location
+        }
+        return url
+    }
+
+    /// What connections to this URL are pooled under: scheme, host and port.
+    var poolKey: String { "\(secure ? "https" : "http")://\(authority)" }
+}
+
+/// What a request sends after its head.
+public enum HTTPRequestBody {
+    /// Nothing.
+    case none
+    /// These bytes, with their `Content-Length`.
+    case bytes([UInt8])
+    /// Bytes made as the connection can take them: `produce` is called once
+    /// the head is written and again each time the stream drains to its low
+    /// watermark, and writes through the ``HTTPRequestBodyWriter`` while
+    /// ``HTTPRequestBodyWriter/wantsMore`` (or keeps the writer and writes
+    /// later), then calls ``HTTPRequestBodyWriter/finish()``. With a `length`
+    /// it is sent with that `Content-Length`; without one, chunked.
+    case stream(length: Int?, produce: (HTTPRequestBodyWriter) -> Void)
+
+    /// Whether the body can be sent again (for a redirect or a retry).
+    var isReplayable: Bool {
+        if case .stream = self { return false }
+        return true
+    }
+}
+
+/// One request: method, URL, extra header fields and body.
+public struct HTTPClientRequest {
+    /// The method, e.g. `GET`.
+    public var method: String
+    /// Where it goes.
+    public var url: HTTPURL
+    /// Fields sent besides those the client writes itself (`Host`, unless
+    /// given here; `Content-Length` or `Transfer-Encoding` for the body).
+    public var headers: [HTTPHeader]
+    /// What follows the head.
+    public var body: HTTPRequestBody
+    /// How many redirects (301, 302, 303, 307, 308 with a `Location`) to
+    /// follow; 0, the default, hands a redirect over like any response.
+    /// A 303 (and a 301 or 302 to a POST) is followed with a GET without body;
+    /// a streamed body cannot be sent twice, so its redirect is handed over.
+    public var followRedirects: Int
+
+    /// A request; `GET` without a body unless told otherwise.
+    public init(method: String = "GET", url: HTTPURL, headers: [HTTPHeader] = [], body: HTTPRequestBody = .none,
+                followRedirects: Int = 0) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.followRedirects = followRedirects
+    }
+
+    /// How the request is named in errors: `GET http://127.0.0.1:8080/x`.
+    var label: String { "\(method) \(url)" }
+
+    /// The head, or why it cannot be sent (a CR or LF in a field would let
+    /// the caller's data split the request: header injection).
+    func encodeHead(into output: HTTPOutputBuffer) -> String? {
+        guard !method.isEmpty, method.utf8.allSatisfy(HTTPHeadParser.isTokenByte) else { return "invalid method '\(method)'" }
+        for field in headers {
+            guard !field.name.isEmpty, field.name.utf8.allSatisfy(HTTPHeadParser.isTokenByte) else { return "invalid header name '\(field.name)'" }
+            guard field.value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F || $0 == 0x09 }) else {
+                return "invalid value of header \(field.name)"
+            }
+        }
+        output.append(method)
+        output.append(" ")
+        output.append(url.target)
+        output.append(" HTTP/1.1\r\n")
+        let names = Set(headers.map { $0.name.lowercased() })
+        if !names.contains("host") {
+            output.append("Host: ")
+            output.append(url.authority)
+            output.append("\r\n")
+        }
+        for field in headers {
+            output.append(field.name)
+            output.append(": ")
+            output.append(field.value)
+            output.append("\r\n")
+        }
+        switch body {
+        case .none:
+            if method == "POST" || method == "PUT" { output.append("Content-Length: 0\r\n") }
+        case .bytes(let bytes):
+            output.append("Content-Length: ")
+            output.append(decimal: bytes.count)
+            output.append("\r\n")
+        case .stream(let length?, _):
+            output.append("Content-Length: ")
+            output.append(decimal: length)
+            output.append("\r\n")
+        case .stream(nil, _):
+            output.append("Transfer-Encoding: chunked\r\n")
+        }
+        output.append("\r\n")
+        return nil
+    }
+}
+
+/// A whole response: its head and every byte of its body.
+public struct HTTPClientResponse: Sendable {
+    /// Status line and fields.
+    public var head: HTTPResponseHead
+    /// The body, decoded from its chunks if it came chunked.
+    public var body: [UInt8]
+    /// The status code.
+    public var status: Int { head.status }
+}
+
+/// Why a request failed. The description names the request and says what
+/// happened: `GET http://127.0.0.1:8080/x: malformed status line 'HTTP/1.1 abc'`.
+public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
+    /// The kinds of failure, for code that reacts to them.
+    public enum Kind: Sendable, Equatable {
+        /// The request cannot be sent as given (a bad URL or header field).
+        case invalidRequest
+        /// No connection: resolution, connect or TLS failed.
+        case connect
+        /// The response broke HTTP/1.1.
+        case malformedResponse
+        /// A timeout ran out (first byte, or silence while receiving).
+        case timeout
+        /// The connection ended before the response did.
+        case closed
+        /// The response body exceeds ``HTTPClientConfiguration/maxBodyBytes``.
+        case tooLarge
+    }
+
+    /// What kind of failure.
+    public var kind: Kind
+    /// The request, as `METHOD URL`.
+    public var request: String
+    /// What happened.
+    public var detail: String
+
+    /// An error of `kind` for `request`.
+    public init(_ kind: Kind, request: String, detail: String) {
+        self.kind = kind
+        self.request = request
+        self.detail = detail
+    }
+
+    /// `METHOD URL: what happened`.
+    public var description: String { "\(request): \(detail)" }
+}
+
+/// The client's limits, timeouts and connection options.
+public struct HTTPClientConfiguration {
+    /// Connections kept per scheme, host and port, busy and idle together;
+    /// requests beyond them wait their turn.
+    public var maxConnectionsPerHost: Int
+    /// Resolution and connect together (``ConnectOptions/timeout``).
+    public var connectTimeout: Duration
+    /// From the request's head being written to the first byte of the response.
+    public var firstByteTimeout: Duration
+    /// The longest silence once the response has started (or while a streamed body waits to be taken).
+    public var idleTimeout: Duration
+    /// How long an idle pooled connection is kept for the next request.
+    public var keepAliveTimeout: Duration
+    /// The longest response head accepted.
+    public var maxHeaderBytes: Int
+    /// The longest body a whole-response request collects (streaming has no limit).
+    public var maxBodyBytes: Int
+    /// TLS for `https` URLs; nil trusts the system's CAs (made at the first `https` request).
+    public var tls: TLSConfiguration?
+    /// How connections are made: Happy Eyeballs timing and stream options
+    /// (its `timeout` and `tls` are set from the fields above).
+    public var connect: ConnectOptions
+
+    /// Four connections per host; 10 s to connect, 30 s to the first byte
+    /// and of silence, 60 s kept idle; 64 KiB heads, 64 MiB whole bodies.
+    public init(maxConnectionsPerHost: Int = 4, connectTimeout: Duration = .seconds(10),
+                firstByteTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(30),
+                keepAliveTimeout: Duration = .seconds(60), maxHeaderBytes: Int = 64 << 10, maxBodyBytes: Int = 64 << 20,
+                tls: TLSConfiguration? = nil, connect: ConnectOptions = ConnectOptions()) {
+        self.maxConnectionsPerHost = max(1, maxConnectionsPerHost)
+        self.connectTimeout = connectTimeout
+        self.firstByteTimeout = firstByteTimeout
+        self.idleTimeout = idleTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxBodyBytes = maxBodyBytes
+        self.tls = tls
+        self.connect = connect
+    }
+}
+
+extension Duration {
+    /// `2 s`, `250 ms`: short words for error messages.
+    var words: String {
+        let (seconds, attoseconds) = components
+        if attoseconds == 0 { return "\(seconds) s" }
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return "\(milliseconds) ms"
+    }
+}
