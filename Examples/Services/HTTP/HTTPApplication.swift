@@ -1,3 +1,4 @@
+import ProtocolHTTP1
 import Reactor
 
 /// Routes of a service built on this HTTP server other than the `http`

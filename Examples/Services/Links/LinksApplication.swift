@@ -1,4 +1,5 @@
 import ProtocolRESP
+import ProtocolHTTP1
 import Reactor
 
 /// The `links` URL shortener's routes, on the HTTP server of the `http`

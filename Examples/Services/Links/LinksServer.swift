@@ -1,4 +1,5 @@
 import ProtocolRESP
+import ProtocolHTTP1
 import Reactor
 
 /// Where `links` keeps its data, and how long a request waits for it.
