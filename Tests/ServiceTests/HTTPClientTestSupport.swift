@@ -10,31 +10,42 @@ import ReactorTestSupport
 import Glibc
 #endif
 
-/// Runs `body` with a client on an epoll runtime on this thread until it
-/// calls `done`; a runtime still running after `timeout` is stopped and the
-/// test fails (nothing hangs).
-func withHTTPClient(configuration: HTTPClientConfiguration = HTTPClientConfiguration(), timeout: Duration = .seconds(60),
-                    _ body: (HTTPClient, @escaping () -> Void) -> Void) throws {
-    let runtime = try Runtime<EpollPoller, LoggingService>(service: LoggingService())
-    let context = runtime.context
-    let client = HTTPClient(context: context, configuration: configuration)
-    var finished = false
-    body(client) {
-        finished = true
-        context.stop()
-    }
-    // A guard: a timer on an idle eventfd stops the loop if the work never finishes.
-    final class Watch: ResourceHandler {
-        func handle(_ event: ResourceEvent, on resource: EventCounter, context: Context) {
-            if case .timerFired = event { context.stop() }
+/// Runs `body` with a client on a runtime of `backend` on this thread until
+/// it calls `done`; a runtime still running after `timeout` is stopped and
+/// the test fails (nothing hangs).
+func withHTTPClient(_ backend: Backend, configuration: HTTPClientConfiguration = HTTPClientConfiguration(),
+                    timeout: Duration = .seconds(60),
+                    _ body: @escaping (HTTPClient, @escaping () -> Void) -> Void) throws {
+    struct Run: PollerVisitor {
+        let configuration: HTTPClientConfiguration
+        let timeout: Duration
+        let body: (HTTPClient, @escaping () -> Void) -> Void
+        func visit<P: Poller>(_ type: P.Type) throws {
+            let runtime = try Runtime<P, LoggingService>(service: LoggingService())
+            let context = runtime.context
+            let client = HTTPClient(context: context, configuration: configuration)
+            var finished = false
+            body(client) {
+                finished = true
+                context.stop()
+            }
+            // A guard: a timer on an idle eventfd stops the loop if the work never finishes.
+            let guardCounter = try EventCounter()
+            guardCounter.handler = Watch()
+            try context.register(guardCounter)
+            _ = context.schedule(after: timeout, for: guardCounter)
+            if !finished { try runtime.run() }
+            if !finished { throw TestFailure("the client's work did not finish within \(timeout) (\(P.name))") }
         }
     }
-    let guardCounter = try EventCounter()
-    guardCounter.handler = Watch()
-    try context.register(guardCounter)
-    _ = context.schedule(after: timeout, for: guardCounter)
-    if !finished { try runtime.run() }
-    if !finished { throw TestFailure("the client's work did not finish within \(timeout)") }
+    try backend.visit(Run(configuration: configuration, timeout: timeout, body: body))
+}
+
+/// Stops the runtime when its eventfd's timer fires: the HTTP client tests' guard.
+private final class Watch: ResourceHandler {
+    func handle(_ event: ResourceEvent, on resource: EventCounter, context: Context) {
+        if case .timerFired = event { context.stop() }
+    }
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -11,13 +11,13 @@ import Testing
 @Suite("http client", .serialized)
 struct HTTPClientTests {
     @Test("nginx: 0 B, 1 KiB and 10 MiB files arrive byte for byte, the 10 MiB one streamed in pieces",
-          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")))
-    func nginxStaticFiles() throws {
+          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.built)
+    func nginxStaticFiles(_ backend: Backend) throws {
         let nginx = try TestNginx()
         var results: [String: Result<HTTPClientResponse, HTTPClientError>] = [:]
         var pieces = 0, streamed: [UInt8] = []
         var streamResult: Result<HTTPResponseHead, HTTPClientError>?
-        try withHTTPClient { client, done in
+        try withHTTPClient(backend) { client, done in
             var left = 4
             func finished() { left -= 1; if left == 0 { done() } }
             for name in ["empty", "1k", "10m"] {
@@ -39,12 +39,12 @@ struct HTTPClientTests {
     }
 
     @Test("nginx: a chunked response (SSI) is decoded; two requests reuse one connection ($connection in the log)",
-          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")))
-    func nginxChunkedAndKeepAlive() throws {
+          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.built)
+    func nginxChunkedAndKeepAlive(_ backend: Backend) throws {
         let nginx = try TestNginx()
         var first: Result<HTTPClientResponse, HTTPClientError>?, second: Result<HTTPClientResponse, HTTPClientError>?
         var opened = 0
-        try withHTTPClient { client, done in
+        try withHTTPClient(backend) { client, done in
             client.get("\(nginx.url)/ssi/page.html") { result in
                 first = result
                 client.get("\(nginx.url)/1k") { result in
@@ -64,11 +64,11 @@ struct HTTPClientTests {
     }
 
     @Test("redirects are handed over unless asked for, then followed",
-          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")))
-    func redirects() throws {
+          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.built)
+    func redirects(_ backend: Backend) throws {
         let nginx = try TestNginx()
         var plain: HTTPClientResponse?, followed: HTTPClientResponse?
-        try withHTTPClient { client, done in
+        try withHTTPClient(backend) { client, done in
             client.get("\(nginx.url)/moved") { result in
                 plain = try? result.get()
                 client.get("\(nginx.url)/moved", followRedirects: 2) { result in
@@ -81,8 +81,9 @@ struct HTTPClientTests {
         #expect(followed?.status == 200 && followed?.body == nginx.files["1k"])
     }
 
-    @Test("the http example: GET /, and POST /echo with streamed bodies (chunked and Content-Length) through the watermarks")
-    func httpExampleEcho() throws {
+    @Test("the http example: GET /, and POST /echo with streamed bodies (chunked and Content-Length) through the watermarks",
+          arguments: Backend.built)
+    func httpExampleEcho(_ backend: Backend) throws {
         let server = try HTTPTestServer(backend: .epoll, extraArguments: ["--max-body-bytes", "\(16 << 20)"])
         defer { server.stop() }
         let upload = randomBytes(6 << 20)
@@ -94,7 +95,7 @@ struct HTTPClientTests {
         configuration.connect.stream.sendBufferSize = 64 << 10
         configuration.connect.stream.highWatermark = 256 << 10
         configuration.connect.stream.lowWatermark = 64 << 10
-        try withHTTPClient(configuration: configuration) { client, done in
+        try withHTTPClient(backend, configuration: configuration) { client, done in
             var left = 3
             func finished() { left -= 1; if left == 0 { done() } }
             client.get("\(server.url)/") { greeting = try? $0.get(); finished() }
@@ -128,34 +129,36 @@ struct HTTPClientTests {
         ("HTTP/1.1 200 OK\r\nX-Big: " + String(repeating: "b", count: 70_000) + "\r\n\r\n", "response head larger than 65536 bytes"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed chunked encoding"),
         ("SSH-2.0-OpenSSH_9.2\r\n", "malformed status line 'SSH-2.0-OpenSSH_9.2'"),
-    ])
-    func malformed(response: String, expected: String) throws {
+    ], Backend.built)
+    func malformed(_ sample: (response: String, expected: String), backend: Backend) throws {
+        let (response, expected) = sample
         let server = try RawHTTPResponder(response: Array(response.utf8))
-        let error = try failure(of: "\(server.url)/x")
+        let error = try failure(of: "\(server.url)/x", backend: backend)
         #expect(error.description == "GET \(server.url)/x: \(expected)")
     }
 
-    @Test("a server that never answers times out at the first byte; a refused port names the address")
-    func timeoutsAndRefusal() throws {
+    @Test("a server that never answers times out at the first byte; a refused port names the address", arguments: Backend.built)
+    func timeoutsAndRefusal(_ backend: Backend) throws {
         let silent = try RawHTTPResponder(response: [], hold: .seconds(2))
         var configuration = HTTPClientConfiguration()
         configuration.firstByteTimeout = .milliseconds(300)
         let started = ContinuousClock.now
-        let timedOut = try failure(of: "\(silent.url)/x", configuration: configuration)
+        let timedOut = try failure(of: "\(silent.url)/x", backend: backend, configuration: configuration)
         #expect(timedOut.kind == .timeout)
         #expect(timedOut.description == "GET \(silent.url)/x: timed out waiting for the first byte after 300 ms")
         #expect(ContinuousClock.now - started < .seconds(2))
 
         let port = try freeLoopbackPort()
-        let refused = try failure(of: "http://127.0.0.1:\(port)/")
+        let refused = try failure(of: "http://127.0.0.1:\(port)/", backend: backend)
         #expect(refused.kind == .connect)
         #expect(refused.description.contains("ECONNREFUSED"), "\(refused)")
     }
 
     /// The error a GET of `url` ends with.
-    private func failure(of url: String, configuration: HTTPClientConfiguration = HTTPClientConfiguration()) throws -> HTTPClientError {
+    private func failure(of url: String, backend: Backend,
+                         configuration: HTTPClientConfiguration = HTTPClientConfiguration()) throws -> HTTPClientError {
         var outcome: Result<HTTPClientResponse, HTTPClientError>?
-        try withHTTPClient(configuration: configuration, timeout: .seconds(20)) { client, done in
+        try withHTTPClient(backend, configuration: configuration, timeout: .seconds(20)) { client, done in
             client.get(url) { outcome = $0; done() }
         }
         switch try #require(outcome) {
