@@ -199,11 +199,15 @@ extension StreamResource {
     func flushCiphertext(_ tls: StreamTLS) -> Bool {
         guard let scratch = owner?.tlsBuffer else { return false }
         var allWritten = true
-        while tls.engine.pendingCiphertextCount > 0 {
+        // One BIO_read per flush in the common case: a read that does not fill
+        // the scratch buffer emptied the engine, so there is no need to ask
+        // BIO_ctrl_pending before and after (2.6% of kv-over-TLS instructions).
+        while true {
             let n = tls.engine.drainCiphertext(into: scratch)
             guard n > 0 else { break }
             // rawWrite copies what the kernel does not take, so the scratch buffer is free again after it.
             if !rawWrite(UnsafeRawBufferPointer(rebasing: scratch[..<n])) { allWritten = false }
+            if n < scratch.count { break }
         }
         return allWritten
     }
