@@ -8,11 +8,18 @@ import SystemPackage
 import Glibc
 #endif
 
-/// The io_uring backend: `IORING_OP_POLL_ADD` requests on a ring, submitted
-/// and waited for in one `io_uring_submit_and_wait_timeout` call, completions
-/// reaped in batches, an eventfd waker with its own poll on the ring.
+/// The io_uring backend. In its **completion mode** (``Mode/completion``,
+/// the default where the kernel has what it needs) connected socket streams
+/// move their bytes through the ring: a multishot receive per stream into a
+/// ring of provided buffers, delivered in place; queued output leaves as
+/// one send request per stream at a time (order), every request of a turn
+/// submitted with the wait in one `io_uring_enter`. Everything else —
+/// listeners, pipes, datagrams, raw descriptors, a connect in progress — is
+/// watched with poll requests, as in the **poll mode** (``UringPollModePoller``,
+/// the backend `uring-poll`), which also runs when feature probing finds
+/// the kernel too old for the completion mode (the reason is in ``mode``).
 ///
-/// **Level-triggered by one-shot re-arm.** Each poll request completes once;
+/// **Level-triggered polls by one-shot re-arm.** Each poll request completes once;
 /// after reporting it, the backend arms a new one at the start of the next
 /// wait, and the kernel completes it at once if the descriptor is still
 /// ready, which is exactly level-triggered. Multishot polls are
@@ -20,44 +27,105 @@ import Glibc
 /// runtime reads once per event rather than to EAGAIN, so multishot would
 /// need a drain signal the Poller contract does not have.
 ///
-/// **Stale completions.** `user_data` packs the descriptor and a generation
-/// that changes with every (re)registration; a completion whose generation
-/// is not the descriptor's current one is dropped. Interest changes remove
-/// the armed poll and add a new one; deregistration submits the remove at
-/// once, so the ring lets go of the file before the runtime closes it.
+/// **Stale completions.** `user_data` packs a kind, the descriptor and a
+/// generation: a poll's changes with every (re)registration, a stream
+/// request's with every registration. A completion whose generation is not
+/// the descriptor's current one is dropped (a receive's buffer goes straight
+/// back to the ring), so a descriptor number reused after a close never
+/// hears its predecessor's completions. Interest changes remove the armed
+/// poll and add a new one; deregistration cancels what is in flight (a
+/// send's bytes stay alive, held by its slot, until its last completion).
 public final class UringPoller: Poller {
     public static let name = "uring"
 
+    /// Which way the ring is used.
+    public enum Mode: Sendable, Equatable, CustomStringConvertible {
+        /// Stream I/O through the ring (multishot receive, provided buffers,
+        /// send requests); each receive ends after `receiveLimit` bytes (0:
+        /// the kernel cannot limit it, and a stream that stops reading may
+        /// hold what arrived before its receive was cancelled).
+        case completion(receiveLimit: UInt32)
+        /// Poll requests only; the string says why when the completion mode was wanted but is missing.
+        case poll(String?)
+
+        /// `completion (...)` or `poll (...)`, for the startup log.
+        public var description: String {
+            switch self {
+            case .completion(let limit):
+                let receives = limit > 0 ? "multishot receives of up to \(limit >> 10) KiB" : "multishot receives (unlimited: this kernel cannot cap them)"
+                return "completion mode: \(receives) into provided buffers, send requests, submitted with the wait"
+            case .poll(nil): return "poll mode: poll requests on the ring, reads and writes by system calls"
+            case .poll(let why?): return "poll mode (\(why))"
+            }
+        }
+    }
+
+    /// The mode this ring runs in.
+    public let mode: Mode
+
+    /// Stream I/O through the ring when in completion mode: the runtime's
+    /// loop, specialised for this type, collects completions after each wait.
+    @inlinable public static var performsStreamIO: Bool { true }
+
+    /// Itself in completion mode; nil in poll mode.
+    public var streamTransport: (any StreamTransport)? { buffers == nil ? nil : self }
+
     public let waker: EventfdWaker
     /// Allocated: liburing's struct must stay at one address for the ring's lifetime.
-    private let ring: UnsafeMutablePointer<io_uring>
+    let ring: UnsafeMutablePointer<io_uring>
 
-    private struct Registration {
+    struct Registration {
         var token: UInt64 = 0
         var interest: Interest = .none
         var generation: UInt64 = 0
         var registered = false
         /// A poll request for this generation is in flight (or queued).
         var armed = false
+        /// Bumped at every registration: tags this descriptor's stream requests.
+        var epoch: UInt64 = 0
+        /// The descriptor moves its bytes through the ring (``attach(_:)``).
+        var streaming = false
+        /// A multishot receive (or, for a listener, accept) is on the ring.
+        var receiving = false
+        /// The descriptor is a listener (its multishot request accepts).
+        var accepts = false
+        /// The send slot in flight, or -1.
+        var sendSlot: Int32 = -1
     }
-    private var table: [Registration] = []
+    var table: [Registration] = []
     /// Descriptors to arm at the start of the next wait.
     private var toArm: [Int32] = []
     private var wakerArmed = false
-    private let batch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
-    private static let batchSize: UInt32 = 256
+    let batch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    static let batchSize: UInt32 = 256
 
-    // user_data: kind in bits 62-63, generation in 32-61, descriptor in 0-31.
-    private static let kindPoll: UInt64 = 0
-    private static let kindControl: UInt64 = 1 << 62
-    private static let kindWaker: UInt64 = 2 << 62
-    private static let kindCancelAll: UInt64 = 3 << 62
-    private static let generationMask: UInt64 = (1 << 30) - 1
+    /// The stream side (completion mode): buffers, sends, completions.
+    var buffers: UringBufferRing?
+    var sends = UringSendSlots()
+    var completions: [StreamCompletion] = []
 
-    /// Creates the ring. Throws an error naming the cause when io_uring is
-    /// unavailable: the `kernel.io_uring_disabled` sysctl, ENOSYS, EPERM, or
-    /// ENOMEM from the locked-memory limit.
-    public init() throws(ReactorError) {
+    // user_data: kind in bits 60-63, generation in 32-59, descriptor (or slot) in 0-31.
+    static let kindShift: UInt64 = 60
+    static let kindPoll: UInt64 = 0
+    static let kindControl: UInt64 = 1 << 60
+    static let kindWaker: UInt64 = 2 << 60
+    static let kindCancelAll: UInt64 = 3 << 60
+    static let kindReceive: UInt64 = 4 << 60
+    static let kindSend: UInt64 = 5 << 60
+    static let kindAccept: UInt64 = 6 << 60
+    static let kindMask: UInt64 = 15 << 60
+    static let generationMask: UInt64 = (1 << 28) - 1
+
+    /// A ring in completion mode where the kernel supports it (poll mode
+    /// otherwise, saying why in ``mode``). Throws an error naming the cause
+    /// when io_uring is unavailable: the `kernel.io_uring_disabled` sysctl,
+    /// ENOSYS, EPERM, or ENOMEM from the locked-memory limit.
+    public convenience init() throws(ReactorError) {
+        try self.init(completionMode: true)
+    }
+
+    /// A ring in poll mode, or in completion mode (when `completionMode` and the kernel has it).
+    init(completionMode: Bool) throws(ReactorError) {
         ring = .allocate(capacity: 1)
         // A large completion queue: one poll completion per ready descriptor per turn.
         // COOP_TASKRUN: completions are processed when this thread next enters
@@ -87,11 +155,24 @@ public final class UringPoller: Poller {
             batch.deallocate()
             throw error
         }
+        if completionMode {
+            switch UringBufferRing.make(on: ring) {
+            case .success(let ring):
+                buffers = ring
+                mode = .completion(receiveLimit: ring.receiveLimit)
+            case .failure(let why):
+                mode = .poll("the completion mode needs \(why)")
+            }
+        } else {
+            mode = .poll(nil)
+        }
     }
 
     deinit {
         cancelEverything()
         io_uring_queue_exit(ring)
+        buffers?.deallocate()
+        sends.deallocate()
         ring.deallocate()
         batch.deallocate()
     }
@@ -105,8 +186,13 @@ public final class UringPoller: Poller {
         try Syscall.checkOpen(fd, operation: "register")
         if index >= table.count { table.append(contentsOf: repeatElement(Registration(), count: index + 1 - table.count)) }
         table[index].generation &+= 1
+        table[index].epoch &+= 1
         table[index].registered = true
         table[index].armed = false
+        table[index].streaming = false
+        table[index].receiving = false
+        table[index].sendSlot = -1
+        table[index].accepts = false
         table[index].token = token.rawValue
         table[index].interest = interest
         if interest != .none { toArm.append(fd.rawValue) }
@@ -131,6 +217,7 @@ public final class UringPoller: Poller {
         let wasArmed = table[index].armed
         disarm(index)
         table[index].registered = false
+        if table[index].streaming { cancelStreamRequests(index) }
         // The caller closes the descriptor next; the ring must drop its poll first.
         if wasArmed { io_uring_submit(ring) }
     }
@@ -152,7 +239,8 @@ public final class UringPoller: Poller {
         var first: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
         if timeout == .zero {
-            rc = io_uring_submit(ring)
+            // Entering the kernel also runs the completions' pending task work.
+            rc = buffers == nil ? io_uring_submit(ring) : io_uring_submit_and_get_events(ring)
         } else if let timeout {
             let ns = timeout.nanoseconds
             var ts = __kernel_timespec(tv_sec: Int64(ns / 1_000_000_000), tv_nsec: Int64(ns % 1_000_000_000))
@@ -175,24 +263,31 @@ public final class UringPoller: Poller {
             for index in 0..<Int(count) {
                 // Sound: peek_batch filled `count` valid pointers into the CQ
                 // ring, which stay valid until cq_advance below.
-                let cqe = batch[index]!.pointee
-                complete(userData: cqe.user_data, result: cqe.res, into: &events)
+                complete(batch[index]!.pointee, into: &events)
             }
             io_uring_cq_advance(ring, count)
         }
     }
 
     @inline(__always)
-    private func complete(userData: UInt64, result: Int32, into events: inout [PollEvent]) {
-        switch userData & (3 << 62) {
-        case UringPoller.kindControl, UringPoller.kindCancelAll:
-            return  // a remove's own completion: nothing to report
+    private func complete(_ cqe: io_uring_cqe, into events: inout [PollEvent]) {
+        let userData = cqe.user_data
+        let result = cqe.res
+        switch userData & UringPoller.kindMask {
+        case UringPoller.kindPoll:
+            break
+        case UringPoller.kindReceive:
+            return received(cqe)
+        case UringPoller.kindSend:
+            return sent(cqe)
+        case UringPoller.kindAccept:
+            return acceptedConnection(cqe)
         case UringPoller.kindWaker:
             wakerArmed = false
             waker.reset()
             return
         default:
-            break
+            return  // a remove's or cancel's own completion: nothing to report
         }
         let index = Int(userData & 0xFFFF_FFFF)
         let generation = (userData >> 32) & UringPoller.generationMask
@@ -259,11 +354,11 @@ public final class UringPoller: Poller {
         }
     }
 
-    private func isRegistered(_ index: Int) -> Bool {
+    func isRegistered(_ index: Int) -> Bool {
         index >= 0 && index < table.count && table[index].registered
     }
 
-    private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe> {
+    func nextSQE() -> UnsafeMutablePointer<io_uring_sqe> {
         if let sqe = io_uring_get_sqe(ring) { return sqe }
         // The submission queue is full: hand it to the kernel, which consumes
         // every entry during submit (no SQPOLL), so the next get succeeds.
@@ -271,8 +366,8 @@ public final class UringPoller: Poller {
         return io_uring_get_sqe(ring)!
     }
 
-    private static func tag(_ index: Int, _ generation: UInt64) -> UInt64 {
-        kindPoll | (generation & generationMask) << 32 | UInt64(UInt32(truncatingIfNeeded: index))
+    static func tag(_ index: Int, _ generation: UInt64, kind: UInt64 = kindPoll) -> UInt64 {
+        kind | (generation & generationMask) << 32 | UInt64(UInt32(truncatingIfNeeded: index))
     }
 
     @inline(__always)

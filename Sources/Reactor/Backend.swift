@@ -30,8 +30,14 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     case poll
     /// libev (Debian `libev-dev`), on its epoll backend here.
     case libev
-    /// io_uring through liburing (Debian `liburing-dev`).
+    /// io_uring through liburing (Debian `liburing-dev`), in its completion
+    /// mode where the kernel has it: connected streams move their bytes
+    /// through the ring (``UringPoller``); poll mode otherwise, saying why
+    /// (``modeDescription``).
     case uring
+    /// io_uring in poll mode (`uring-poll`): poll requests on the ring,
+    /// reads and writes by system calls (``UringPollModePoller``).
+    case uringPoll = "uring-poll"
 
     /// The environment variable read by ``fromEnvironment()``.
     public static let environmentVariable = "REACTOR_BACKEND"
@@ -44,7 +50,7 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Parses a backend name (case-insensitive; `io_uring` is accepted for
     /// `uring`). The error lists the valid names.
     public init(name: String) throws(ReactorError) {
-        let key = name.lowercased() == "io_uring" ? "uring" : name.lowercased()
+        let key = name.lowercased() == "io_uring" ? "uring" : name.lowercased() == "io_uring-poll" ? "uring-poll" : name.lowercased()
         guard let backend = Backend(rawValue: key) else {
             throw ReactorError("backend", .named(name), detail: "unknown backend '\(name)'; valid names: \(Backend.validNames)")
         }
@@ -73,12 +79,35 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
             #else
             return false
             #endif
-        case .uring:
+        case .uring, .uringPoll:
             #if canImport(CUring)
             return true
             #else
             return false
             #endif
+        }
+    }
+
+    /// How the backend runs here, when it has modes: for io_uring, whether
+    /// the completion mode or the poll mode runs and why (the kernel may
+    /// lack a feature the completion mode needs). Nil for the others, and
+    /// when the backend cannot run.
+    public var modeDescription: String? {
+        switch self {
+        case .uring:
+            #if canImport(CUring)
+            return (try? UringPoller())?.mode.description
+            #else
+            return nil
+            #endif
+        case .uringPoll:
+            #if canImport(CUring)
+            return (try? UringPollModePoller())?.mode.description
+            #else
+            return nil
+            #endif
+        default:
+            return nil
         }
     }
 
@@ -110,7 +139,8 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     public var availability: Availability {
         guard isBuilt else {
             let package = self == .libev ? "libev-dev" : "liburing-dev"
-            return .notBuilt("this binary was built without \(rawValue); install Debian's \(package) (apt-get install -y \(package)) and rebuild clean (rm -rf .build)")
+            let name = self == .uringPoll ? "uring" : rawValue
+            return .notBuilt("this binary was built without \(name); install Debian's \(package) (apt-get install -y \(package)) and rebuild clean (rm -rf .build)")
         }
         do {
             _ = try makePoller()
@@ -129,7 +159,7 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     /// epoll leads because it measured fastest at the connection counts most
     /// services run (see README, "Choosing a backend"); io_uring, libev and
     /// poll follow.
-    public static let preference: [Backend] = [.epoll, .uring, .libev, .poll]
+    public static let preference: [Backend] = [.epoll, .uring, .libev, .poll, .uringPoll]
 
     // MARK: Choosing
 
@@ -153,7 +183,7 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     public static func choose(requested: Backend?, strict: Bool = false) throws(ReactorError) -> Choice {
         if let requested {
             let availability = requested.availability
-            if availability.isAvailable { return Choice(backend: requested, reason: "requested") }
+            if availability.isAvailable { return Choice(backend: requested, reason: requested.withMode("requested")) }
             if strict {
                 throw ReactorError("backend", .named(requested.rawValue), detail: "\(availability)")
             }
@@ -161,7 +191,12 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
             return Choice(backend: fallback, reason: "\(requested) was requested but is \(availability); falling back to \(fallback), the best available")
         }
         let best = try firstAvailable(excluding: nil)
-        return Choice(backend: best, reason: "default: the best available backend")
+        return Choice(backend: best, reason: best.withMode("default: the best available backend"))
+    }
+
+    /// `reason`, and the mode the backend runs in where it has modes.
+    private func withMode(_ reason: String) -> String {
+        modeDescription.map { "\(reason); \($0)" } ?? reason
     }
 
     private static func firstAvailable(excluding excluded: Backend?) throws(ReactorError) -> Backend {
@@ -196,6 +231,12 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
             #else
             throw ReactorError("backend", .named("uring"), detail: "\(availability)")
             #endif
+        case .uringPoll:
+            #if canImport(CUring)
+            return try visitor.visit(UringPollModePoller.self)
+            #else
+            throw ReactorError("backend", .named("uring-poll"), detail: "\(availability)")
+            #endif
         }
     }
 
@@ -215,6 +256,12 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
         case .uring:
             #if canImport(CUring)
             return UringPoller.self
+            #else
+            return nil
+            #endif
+        case .uringPoll:
+            #if canImport(CUring)
+            return UringPollModePoller.self
             #else
             return nil
             #endif

@@ -63,6 +63,16 @@ public protocol Poller: AnyObject, SendableMetatype {
     /// `events` with what is ready. The array's capacity is reused between
     /// calls, so a steady-state wait does not allocate.
     func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError)
+
+    /// Whether this kind of poller may move stream bytes itself (see
+    /// ``StreamTransport``). Readiness backends keep the default, false, and
+    /// a runtime specialised for them has no completion path at all.
+    static var performsStreamIO: Bool { get }
+
+    /// The transport through which this poller performs stream I/O, or nil
+    /// when it reports readiness only (always, unless ``performsStreamIO``;
+    /// also when the kernel lacks a feature the transport needs).
+    var streamTransport: (any StreamTransport)? { get }
 }
 
 /// A `Sendable` handle that interrupts a poller's `wait` from any thread.

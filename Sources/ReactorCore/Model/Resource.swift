@@ -158,6 +158,40 @@ open class Resource {
         owner?.interestChanged(self)
     }
 
+    // MARK: The completion path (StreamTransport)
+
+    /// Whether this resource moves its bytes through the backend's
+    /// ``StreamTransport`` when there is one (connected socket streams);
+    /// everything else stays on readiness.
+    var acceptsTransport: Bool { false }
+
+    /// Starts using `transport` (just registered with no interest).
+    func adoptTransport(_ transport: any StreamTransport) {}
+
+    /// Lets go of the transport as the resource leaves its runtime.
+    func releaseTransport() {}
+
+    /// Hands the transport the requests this resource queued during the turn.
+    @usableFromInline func submitTransportRequests() {}
+
+    /// True while the resource is in its runtime's list for the next submission.
+    final var transportWorkQueued = false
+
+    /// Puts the resource in its runtime's list for the next submission (once a turn).
+    final func queueTransportWork() {
+        guard !transportWorkQueued, let owner, let id else { return }
+        transportWorkQueued = true
+        owner.transportWork.append(id)
+    }
+
+    /// A request of this resource finished.
+    @usableFromInline
+    func transportCompleted(_ completion: StreamCompletion, in context: Context,
+                            emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        if completion.hasBuffer { context.transport?.release(completion) }
+        return .active
+    }
+
     /// Closes the resource: the one way to end it from a handler. A
     /// registered resource gets no more events, and its descriptor closes
     /// after the current batch (so a reused descriptor number never meets a

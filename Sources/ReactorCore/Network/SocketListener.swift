@@ -42,6 +42,10 @@ public final class SocketListener: Resource {
     private var retryDelay: Duration = .zero
     private var retryTimer: TimerID?
     private var unixPathToRemove: String?
+    /// The backend's transport, when it accepts for the listener (a multishot accept).
+    private var transport: (any StreamTransport)?
+    /// The transport's accept request is on the ring.
+    private var accepting = false
 
     /// Binds and listens on `address`.
     public init(bindingTo address: SocketAddress, options: ListenerOptions = ListenerOptions(),
@@ -117,6 +121,59 @@ public final class SocketListener: Resource {
         return .active
     }
 
+    // MARK: Accepting through the transport
+
+    /// A listener accepts through the backend's transport when it has one.
+    override var acceptsTransport: Bool { true }
+
+    override func adoptTransport(_ transport: any StreamTransport) {
+        self.transport = transport
+        transport.attach(fd)
+        queueTransportWork()
+    }
+
+    override func releaseTransport() {
+        transport = nil
+        accepting = false
+    }
+
+    /// Starts the multishot accept unless one runs or a back-off waits.
+    override func submitTransportRequests() {
+        guard let transport, isRegistered, !accepting, retryTimer == nil else { return }
+        accepting = true
+        transport.startAccepting(fd)
+    }
+
+    /// A connection the transport accepted, or why its accept ended; the
+    /// same outcomes as `accept4`'s, with the same pause on EMFILE/ENFILE.
+    override func transportCompleted(_ completion: StreamCompletion, in context: Context,
+                                     emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        guard completion.kind == .accepted else { return super.transportCompleted(completion, in: context, emit: emit) }
+        if !completion.continues {
+            accepting = false
+            queueTransportWork()  // the kernel ended the multishot: start another (unless pausing)
+        }
+        guard completion.result < 0 else {
+            if isPaused {
+                isPaused = false
+                retryDelay = .zero
+                emit(.acceptResumed)
+            }
+            accepted(FileDescriptor(rawValue: completion.result), in: context, emit: emit)
+            return .active
+        }
+        let errno = Errno(rawValue: -completion.result)
+        switch errno {
+        case .interrupted, .connectionAbort, .protocolError, .notPermitted, .resourceTemporarilyUnavailable, .canceled:
+            return .active
+        case .tooManyOpenFiles, .tooManyOpenFilesInSystem, .noBufferSpace, .noMemory:
+            pause(ReactorError("accept", .named("\(localAddress)"), errno: errno), in: context, emit: emit)
+            return .active
+        default:
+            return .failed(ReactorError("accept", .named("\(localAddress)"), errno: errno))
+        }
+    }
+
     private func accepted(_ fd: FileDescriptor, in context: Context, emit: (ResourceEvent) -> Void) {
         let stream = SocketStream(accepted: fd, family: localAddress.family, options: connectionOptions)
         if let tls {
@@ -158,7 +215,11 @@ public final class SocketListener: Resource {
     public override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         guard timer == retryTimer else { return super.timerFired(timer, in: context, emit: emit) }
         retryTimer = nil
-        applyInterest(.read)  // level-triggered: pending connections report at once
+        if transport != nil {
+            queueTransportWork()  // a new multishot accept takes the pending connections
+        } else {
+            applyInterest(.read)  // level-triggered: pending connections report at once
+        }
         return .active
     }
 

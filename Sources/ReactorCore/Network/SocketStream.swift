@@ -57,6 +57,10 @@ public final class SocketStream: StreamResource {
 
     public override var kind: String { family == AF_UNIX ? "unix-stream" : "tcp-stream" }
 
+    /// A connected socket moves its bytes through the backend's transport
+    /// when it has one; one still connecting waits for writability first.
+    override var acceptsTransport: Bool { !awaitingWritability }
+
     /// Starts a non-blocking connect. Success arrives as
     /// ``ResourceEvent/connected``; failure ends the stream with the reason,
     /// e.g. `connect(127.0.0.1:9): ECONNREFUSED (Connection refused)`, or
@@ -165,7 +169,13 @@ public final class SocketStream: StreamResource {
                 outputDrained()
             }
             // Bytes written while connecting go out now.
-            return super.handle(readiness.intersection(.writable), in: context, emit: emit)
+            let status = super.handle(readiness.intersection(.writable), in: context, emit: emit)
+            if isRegistered, transport == nil, let streamTransport = context.transport {
+                // Connected: from here on the bytes move through the transport.
+                applyInterest(.none)
+                adoptTransport(streamTransport)
+            }
+            return status
         }
         return super.handle(readiness, in: context, emit: emit)
     }

@@ -80,6 +80,29 @@ struct OutboundQueue {
         return .transferred(total)
     }
 
+    /// Describes the queued bytes, oldest first, in up to `vectors.count`
+    /// buffers; returns how many it filled. For a transport that sends them
+    /// itself (a send request): the bytes stay queued, at stable addresses,
+    /// until ``sent(_:due:)`` consumes them, and later appends never touch
+    /// bytes already described (they go past a chunk's `used` or into a new chunk).
+    func gather(into vectors: UnsafeMutableBufferPointer<iovec>) -> Int {
+        let batch = min(chunks.count, vectors.count)
+        for index in 0..<batch {
+            let chunk = chunks[index]
+            let skip = index == 0 ? headOffset : 0
+            // Sound: the chunk is owned by `chunks` until `sent` consumes it, and its memory never moves.
+            vectors[index] = iovec(iov_base: chunk.storage.baseAddress! + skip, iov_len: chunk.used - skip)
+        }
+        return batch
+    }
+
+    /// Records that a transport sent the first `count` queued bytes;
+    /// callbacks whose bytes are all out are returned in `due`.
+    mutating func sent(_ count: Int, due: inout [() -> Void]) {
+        consume(count)
+        collectDue(into: &due)
+    }
+
     private mutating func collectDue(into due: inout [() -> Void]) {
         while let first = callbacks.first, first.position <= writtenTotal {
             due.append(first.callback)

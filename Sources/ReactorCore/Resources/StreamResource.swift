@@ -45,13 +45,19 @@ open class StreamResource: Resource {
     /// connect in progress); the stream then keeps write interest.
     var awaitingWritability = false
     /// Set once a write failed: later writes are refused, not retried.
-    private var writeFailed = false
+    var writeFailed = false
     /// Bytes handed back by ``pushBack(_:)``, delivered before the next read.
-    private var pushedBack: [UInt8] = []
+    var pushedBack: [UInt8] = []
     /// Callbacks due after a flush, run once the queue is consistent; reused.
-    private var dueCallbacks: [() -> Void] = []
+    var dueCallbacks: [() -> Void] = []
     /// TLS between the API and the descriptor, when the stream has it.
     var tls: StreamTLS?
+    /// The backend's own stream I/O, when it has one (see
+    /// StreamCompletions.swift): then reads and writes are requests to it,
+    /// and the poller watches nothing for this stream.
+    var transport: (any StreamTransport)?
+    /// Where the stream's requests to its transport stand.
+    var requests = TransportRequests()
 
     /// Queued bytes above which ``isAboveHighWatermark`` turns true.
     public var highWatermark = 1 << 20
@@ -99,6 +105,7 @@ open class StreamResource: Resource {
     /// under TLS), straight to the kernel when nothing is queued.
     func rawWrite(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !isClosed, !writeFailed else { return false }
+        if transport != nil { return queueForTransport(bytes) }
         if outbound.isEmpty && !awaitingWritability {
             switch Syscall.write(fd, from: bytes) {
             case .transferred(let n) where n == bytes.count:
@@ -192,6 +199,8 @@ open class StreamResource: Resource {
     /// Turns reading on or off (back-pressure from the handler's side).
     public func setReading(_ on: Bool) {
         isReading = on
+        // Bytes the transport delivered while reading was off go first.
+        if on, transport != nil, !requests.held.isEmpty || !requests.overflow.isEmpty { owner?.redeliver(self) }
         updateInterest()
     }
 
@@ -216,6 +225,16 @@ open class StreamResource: Resource {
         .closed
     }
 
+    // MARK: The completion path (StreamCompletions.swift)
+
+    override func adoptTransport(_ transport: any StreamTransport) { adoptStreamTransport(transport) }
+    override func releaseTransport() { releaseStreamTransport() }
+    @usableFromInline override func submitTransportRequests() { submitStreamRequests() }
+    @usableFromInline override func transportCompleted(_ completion: StreamCompletion, in context: Context,
+                                                       emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        streamCompleted(completion, in: context, emit: emit)
+    }
+
     // MARK: Readiness
 
     /// Arms the TLS handshake timeout of a stream that speaks TLS.
@@ -227,6 +246,8 @@ open class StreamResource: Resource {
     }
 
     open override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        // Over a transport the only readiness is the runtime's redelivery of bytes kept back.
+        if let transport { return deliverKept(transport, in: context, emit: emit) }
         if readiness.contains(.writable), !outbound.isEmpty {
             if let status = flush(in: context, emit: emit) { return status }
         }
@@ -268,6 +289,13 @@ open class StreamResource: Resource {
         let queuedBefore = outbound.byteCount
         let result = outbound.flush(to: fd, due: &dueCallbacks)
         bytesOut &+= UInt64(queuedBefore - outbound.byteCount)
+        return wrote(result, emit: emit)
+    }
+
+    /// What follows bytes leaving the queue, by `writev` or by a transport's
+    /// send: callbacks now due, the endings that waited for the queue to
+    /// drain, the low watermark. Returns a status when the stream is finished.
+    func wrote(_ result: IOResult, emit: (ResourceEvent) -> Void) -> ResourceStatus? {
         if !dueCallbacks.isEmpty {
             // Callbacks may write (to the queue), never flush, so the list is
             // stable while it runs; cleared after, it keeps its one buffer.
@@ -300,6 +328,7 @@ open class StreamResource: Resource {
     }
 
     func updateInterest() {
+        if transport != nil { return queueTransportWork() }
         var wanted: Interest = isReading ? .read : .none
         if !outbound.isEmpty || awaitingWritability { wanted.insert(.write) }
         applyInterest(wanted)

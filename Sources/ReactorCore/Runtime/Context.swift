@@ -38,6 +38,16 @@ public final class Context {
     /// references added ~4% instructions per round trip to a 16 KiB echo on poll).
     @usableFromInline var interestChanges: [ResourceID] = []
 
+    /// The poller's own stream I/O, when it has one (io_uring's completion
+    /// mode); connected socket streams registered here use it.
+    @usableFromInline var transport: (any StreamTransport)?
+    /// Resources with requests for the transport, submitted before the next wait.
+    @usableFromInline var transportWork: [ResourceID] = []
+    /// Streams whose receive waits for a free buffer (the transport ran out).
+    var starvedReceivers: [ResourceID] = []
+    /// The completions of one wait, reused.
+    @usableFromInline var completionBatch: [StreamCompletion] = []
+
     @usableFromInline var slots: [Slot] = []
     private var freeSlots: [Int] = []
     private var nextSequence: UInt64 = 1
@@ -134,6 +144,9 @@ public final class Context {
             slots.append(Slot())
         }
         let id = ResourceID(sequence: nextSequence, slot: slot)
+        // A stream moving its bytes through the transport needs no readiness.
+        let transport = resource.acceptsTransport ? self.transport : nil
+        if transport != nil { resource.interest = .none }
         do {
             try registrar.register(resource.fd, token: Token(id.rawValue), interest: resource.interest)
         } catch {
@@ -149,6 +162,7 @@ public final class Context {
         resource.owner = self
         liveCount += 1
         notices.append(.registered(resource))
+        if let transport { resource.adoptTransport(transport) }
         resource.didRegister(in: self)
         return id
     }
@@ -291,6 +305,7 @@ public final class Context {
         }
         slots[id.slot].resource = nil
         freeSlots.append(id.slot)
+        resource.releaseTransport()
         resource.owner = nil
         resource.interestChangePending = false  // its queued id no longer finds it; a new registration starts clean
         liveCount -= 1
@@ -317,6 +332,28 @@ public final class Context {
         guard !resource.interestChangePending, let id = resource.id else { return }
         resource.interestChangePending = true
         interestChanges.append(id)
+    }
+
+    /// Hands the transport every request queued this turn (the runtime calls
+    /// this before it waits, so they are submitted with the wait).
+    @usableFromInline
+    func submitTransportWork() {
+        if !starvedReceivers.isEmpty, let transport, transport.freeBufferCount > 0 {
+            // Buffers came back: the receives that ran out try again.
+            for id in starvedReceivers { resource(id)?.queueTransportWork() }
+            starvedReceivers.removeAll(keepingCapacity: true)
+        }
+        guard !transportWork.isEmpty else { return }
+        var index = 0
+        // Indexing: a submission may queue more work (a stream that starved), appended behind.
+        while index < transportWork.count {
+            let id = transportWork[index]
+            index += 1
+            guard let resource = slots[id.slot].resource, resource.id == id else { continue }
+            resource.transportWorkQueued = false
+            resource.submitTransportRequests()
+        }
+        transportWork.removeAll(keepingCapacity: true)
     }
 
     /// Closes the descriptors of resources destroyed in the batch just finished.

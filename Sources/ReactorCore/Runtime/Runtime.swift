@@ -47,6 +47,7 @@ public final class Runtime<P: Poller, S: Service> {
         self.context = Context(registrar: poller, readBufferSize: options.readBufferSize,
                                loopTimeout: options.loopTimeout, logger: options.logger)
         context.resolverConfiguration = options.resolver
+        if P.performsStreamIO { context.transport = poller.streamTransport }
         self.controller = Controller(waker: poller.waker)
         events.reserveCapacity(1024)
     }
@@ -84,9 +85,12 @@ public final class Runtime<P: Poller, S: Service> {
         while true {
             context.counters.loopTurns &+= 1
             applyInterestChanges()
+            // A constant once specialised: readiness backends compile none of the completion path.
+            if P.performsStreamIO { context.submitTransportWork() }
             try poller.wait(timeout: nextTimeout(draining: drainDeadline != nil), into: &events)
             context.currentTime = .now()
             for event in events { dispatch(event) }
+            if P.performsStreamIO { dispatchCompletions() }
             redeliver()
             context.closeDeferred()
             fireDueTimers()
@@ -129,6 +133,31 @@ public final class Runtime<P: Poller, S: Service> {
             deliver(resourceEvent, from: resource, id: id)
         }
         settle(resource, status)
+    }
+
+    /// Hands each stream completion of the last wait to its resource (the
+    /// transport filtered those of descriptors since deregistered; the slot
+    /// check catches a resource closed earlier in this batch).
+    @inlinable
+    func dispatchCompletions() {
+        guard let transport = context.transport else { return }
+        transport.takeCompletions(into: &context.completionBatch)
+        guard !context.completionBatch.isEmpty else { return }
+        let batch = context.completionBatch
+        for completion in batch {
+            let id = ResourceID(rawValue: completion.token.rawValue)
+            let slot = id.slot
+            guard slot < context.slots.count, let resource = context.slots[slot].resource, resource.id == id else {
+                if completion.hasBuffer { transport.release(completion) }
+                context.counters.staleEventsDropped &+= 1
+                continue
+            }
+            context.counters.eventsDispatched &+= 1
+            let status = resource.transportCompleted(completion, in: context) { resourceEvent in
+                deliver(resourceEvent, from: resource, id: id)
+            }
+            settle(resource, status)
+        }
     }
 
     /// Hands one resource event to the resource's handler, or the Service.
