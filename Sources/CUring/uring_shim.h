@@ -20,6 +20,16 @@
 #include <linux/swab.h>
 #include <linux/io_uring.h>
 #include <liburing.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/// Enables a ring created with IORING_SETUP_R_DISABLED. liburing 2.3
+/// declares io_uring_enable_rings but its shared library does not export
+/// it (the link fails), so this is the system call it would make.
+static inline int reactor_enable_rings(struct io_uring *ring) {
+    long rc = syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    return rc < 0 ? -errno : (int)rc;
+}
 
 // The SQE fields these set sit in anonymous unions, which Swift imports
 // awkwardly; one line of C each keeps the Swift side plain.

@@ -43,17 +43,19 @@ public final class UringPoller: Poller {
         /// Stream I/O through the ring (multishot receive, provided buffers,
         /// send requests); each receive ends after `receiveLimit` bytes (0:
         /// the kernel cannot limit it, and a stream that stops reading may
-        /// hold what arrived before its receive was cancelled).
-        case completion(receiveLimit: UInt32)
+        /// hold what arrived before its receive was cancelled);
+        /// `deferredTaskRun` when the ring runs SINGLE_ISSUER | DEFER_TASKRUN.
+        case completion(receiveLimit: UInt32, deferredTaskRun: Bool)
         /// Poll requests only; the string says why when the completion mode was wanted but is missing.
         case poll(String?)
 
         /// `completion (...)` or `poll (...)`, for the startup log.
         public var description: String {
             switch self {
-            case .completion(let limit):
+            case .completion(let limit, let deferred):
                 let receives = limit > 0 ? "multishot receives of up to \(limit >> 10) KiB" : "multishot receives (unlimited: this kernel cannot cap them)"
-                return "completion mode: \(receives) into provided buffers, send requests, submitted with the wait"
+                let ring = deferred ? "single issuer, deferred task work" : "cooperative task work (no DEFER_TASKRUN here)"
+                return "completion mode: \(receives) into provided buffers, send requests, submitted with the wait; \(ring)"
             case .poll(nil): return "poll mode: poll requests on the ring, reads and writes by system calls"
             case .poll(let why?): return "poll mode (\(why))"
             }
@@ -96,6 +98,8 @@ public final class UringPoller: Poller {
     /// Descriptors to arm at the start of the next wait.
     private var toArm: [Int32] = []
     private var wakerArmed = false
+    /// The ring was created disabled (SINGLE_ISSUER): the first wait enables it.
+    private var waitsToEnable = false
     let batch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
     static let batchSize: UInt32 = 256
 
@@ -133,14 +137,29 @@ public final class UringPoller: Poller {
         // every completion interrupts whatever the thread is blocked in (an
         // epoll_wait of another poller fails with EINTR). Kernels before 5.19
         // refuse the flag with EINVAL; then the ring starts without it.
+        //
+        // The completion mode asks first for SINGLE_ISSUER | DEFER_TASKRUN
+        // (6.1): completions are processed only when the loop waits, never
+        // in between, which is cheaper and keeps a multishot receive from
+        // reading ahead while the loop runs handlers. Its single issuer is
+        // the thread that enables the ring, so the ring starts disabled
+        // (R_DISABLED) and the first wait — on the loop's thread, wherever
+        // the poller was made — enables it and registers the ring's
+        // descriptor for that thread (`io_uring_register_ring_fd`).
         var rc: Int32 = 0
-        for flags in [IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN, IORING_SETUP_CQSIZE] {
+        var chosen: UInt32 = 0
+        let size = UInt32(IORING_SETUP_CQSIZE), cooperative = UInt32(IORING_SETUP_COOP_TASKRUN)
+        let deferred = size | UInt32(IORING_SETUP_SINGLE_ISSUER) | UInt32(IORING_SETUP_DEFER_TASKRUN) | UInt32(IORING_SETUP_R_DISABLED)
+        let attempts = completionMode ? [deferred, size | cooperative, size] : [size | cooperative, size]
+        for flags in attempts {
             var params = io_uring_params()
-            params.flags = UInt32(flags)
+            params.flags = flags
             params.cq_entries = 16384
+            chosen = flags
             rc = io_uring_queue_init_params(1024, ring, &params)
             if rc != -EINVAL { break }
         }
+        waitsToEnable = chosen & UInt32(IORING_SETUP_R_DISABLED) != 0
         if rc < 0 {
             ring.deallocate()
             let errno = Errno(rawValue: -rc)
@@ -159,9 +178,9 @@ public final class UringPoller: Poller {
             switch UringBufferRing.make(on: ring) {
             case .success(let ring):
                 buffers = ring
-                mode = .completion(receiveLimit: ring.receiveLimit)
+                mode = .completion(receiveLimit: ring.receiveLimit, deferredTaskRun: waitsToEnable)
             case .failure(let why):
-                mode = .poll("the completion mode needs \(why)")
+                mode = .poll("the completion mode needs \(why.what)")
             }
         } else {
             mode = .poll(nil)
@@ -224,6 +243,13 @@ public final class UringPoller: Poller {
 
     public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
         events.removeAll(keepingCapacity: true)
+        if waitsToEnable {
+            // This thread becomes the ring's only submitter.
+            waitsToEnable = false
+            let rc = reactor_enable_rings(ring)
+            if rc < 0 { throw ReactorError("io_uring_enable_rings", errno: Errno(rawValue: -rc)) }
+            _ = io_uring_register_ring_fd(ring)  // an optimisation: without it, each enter looks the ring up
+        }
         for fd in toArm {
             let entry = table[Int(fd)]
             if entry.registered && !entry.armed && entry.interest != .none { arm(Int(fd)) }
@@ -332,6 +358,7 @@ public final class UringPoller: Poller {
     /// this thread, which interrupts the thread's next blocking call (an
     /// `epoll_wait` of another poller, say) with a spurious EINTR.
     private func cancelEverything() {
+        guard !waitsToEnable else { return }  // never enabled: nothing was submitted
         guard let sqe = io_uring_get_sqe(ring) ?? { io_uring_submit(ring); return io_uring_get_sqe(ring) }() else { return }
         io_uring_prep_cancel64(sqe, 0, Int32(IORING_ASYNC_CANCEL_ANY))
         io_uring_sqe_set_data64(sqe, UringPoller.kindCancelAll)
@@ -362,8 +389,13 @@ public final class UringPoller: Poller {
         if let sqe = io_uring_get_sqe(ring) { return sqe }
         // The submission queue is full: hand it to the kernel, which consumes
         // every entry during submit (no SQPOLL), so the next get succeeds.
+        // (A disabled ring — more than 1,024 requests before the first wait —
+        // cannot submit; nothing queues that many before a loop runs.)
         io_uring_submit(ring)
-        return io_uring_get_sqe(ring)!
+        guard let sqe = io_uring_get_sqe(ring) else {
+            preconditionFailure("io_uring: the submission queue is full and cannot be submitted (ring not enabled yet)")
+        }
+        return sqe
     }
 
     static func tag(_ index: Int, _ generation: UInt64, kind: UInt64 = kindPoll) -> UInt64 {

@@ -82,7 +82,7 @@ struct UringBufferRing {
         var made = UringBufferRing(entries: entries, memory: memory)
         io_uring_buf_ring_init(made.ring)
         made.grow()
-        made.receiveLimit = made.probeReceiveLimit(on: uring) ? UringBufferRing.receiveLimit : 0
+        made.receiveLimit = UringBufferRing.kernelLimitsReceives ? UringBufferRing.receiveLimit : 0
         return .success(made)
     }
 
@@ -98,18 +98,41 @@ struct UringBufferRing {
     /// ``receiveLimit`` when the kernel honours it (6.16 and later), else 0.
     var receiveLimit: UInt32 = 0
 
-    /// Whether the kernel ends a multishot receive after a byte limit: one
-    /// receive with a limit on a socket pair (an older kernel answers -EINVAL).
-    func probeReceiveLimit(on uring: UnsafeMutablePointer<io_uring>) -> Bool {
+    /// Whether the kernel ends a multishot receive after a byte limit,
+    /// probed once per process on a ring of its own (the runtime's may not
+    /// submit before its loop thread enables it): one limited receive on a
+    /// socket pair; an older kernel answers -EINVAL.
+    static let kernelLimitsReceives: Bool = probeReceiveLimit()
+
+    private static func probeReceiveLimit() -> Bool {
+        let uring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
+        defer { uring.deallocate() }
+        guard io_uring_queue_init(8, uring, 0) == 0 else { return false }
+        defer { io_uring_queue_exit(uring) }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var entries: UnsafeMutableRawPointer?
+        guard posix_memalign(&entries, page, reactor_buf_ring_size(8)) == 0, let entries else { return false }
+        defer { free(entries) }
+        memset(entries, 0, reactor_buf_ring_size(8))
+        guard reactor_register_buf_ring(uring, entries, 8, group) == 0 else { return false }
+        let bufferRing = entries.assumingMemoryBound(to: io_uring_buf_ring.self)
+        var buffer = [UInt8](repeating: 0, count: 64)
         var pair: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &pair) == 0 else { return false }
         defer { Glibc.close(pair[0]); Glibc.close(pair[1]) }
+        return buffer.withUnsafeMutableBytes { buffer in
+            reactor_buf_ring_recycle(bufferRing, buffer.baseAddress!, 64, 0, 8)
+            return probeReceive(on: uring, fd: pair[0], peer: pair[1])
+        }
+    }
+
+    private static func probeReceive(on uring: UnsafeMutablePointer<io_uring>, fd: Int32, peer: Int32) -> Bool {
         let probe: UInt64 = UringPoller.kindControl | 1
         guard let sqe = io_uring_get_sqe(uring) else { return false }
-        reactor_prep_recv_multishot(sqe, pair[0], UringBufferRing.group, UringBufferRing.receiveLimit)
+        reactor_prep_recv_multishot(sqe, fd, UringBufferRing.group, UringBufferRing.receiveLimit)
         io_uring_sqe_set_data64(sqe, probe)
         var byte: UInt8 = 1
-        _ = Glibc.write(pair[1], &byte, 1)
+        _ = Glibc.write(peer, &byte, 1)
         var supported = false
         var ended = false
         var cancelled = false
@@ -120,7 +143,6 @@ struct UringBufferRing {
             let entry = cqe.pointee
             io_uring_cqe_seen(uring, cqe)
             if entry.user_data != probe { continue }
-            if entry.flags & UInt32(IORING_CQE_F_BUFFER) != 0 { give(UInt16(truncatingIfNeeded: entry.flags >> 16)) }
             if entry.res > 0 { supported = true }
             if entry.flags & UInt32(IORING_CQE_F_MORE) == 0 {
                 ended = true
@@ -265,6 +287,10 @@ extension UringPoller: StreamTransport {
         buffers!.outstanding -= 1
         buffers!.give(completion.buffer)
     }
+
+    /// Receive buffers provided to the kernel so far (256 at start, doubling
+    /// each time receives run out, up to 8,192); 0 in poll mode.
+    public var providedBufferCount: Int { Int(buffers?.provided ?? 0) }
 
     public var freeBufferCount: Int { Int(buffers?.provided ?? 0) - (buffers?.outstanding ?? 0) }
 

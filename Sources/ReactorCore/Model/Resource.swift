@@ -174,6 +174,11 @@ open class Resource {
     /// Hands the transport the requests this resource queued during the turn.
     @usableFromInline func submitTransportRequests() {}
 
+    /// The poller watches nothing for this resource (its interest is
+    /// registered as `.none`): its bytes move through the transport, and
+    /// ``interest`` only says what it wants, for introspection.
+    @usableFromInline final var watchesNothing = false
+
     /// True while the resource is in its runtime's list for the next submission.
     final var transportWorkQueued = false
 

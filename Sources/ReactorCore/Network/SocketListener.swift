@@ -216,6 +216,7 @@ public final class SocketListener: Resource {
         guard timer == retryTimer else { return super.timerFired(timer, in: context, emit: emit) }
         retryTimer = nil
         if transport != nil {
+            interest = .read
             queueTransportWork()  // a new multishot accept takes the pending connections
         } else {
             applyInterest(.read)  // level-triggered: pending connections report at once

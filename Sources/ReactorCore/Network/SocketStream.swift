@@ -171,8 +171,10 @@ public final class SocketStream: StreamResource {
             // Bytes written while connecting go out now.
             let status = super.handle(readiness.intersection(.writable), in: context, emit: emit)
             if isRegistered, transport == nil, let streamTransport = context.transport {
-                // Connected: from here on the bytes move through the transport.
-                applyInterest(.none)
+                // Connected: from here on the bytes move through the transport,
+                // and the poll that watched the connect goes before the next wait.
+                watchesNothing = true
+                context.interestChanged(self)
                 adoptTransport(streamTransport)
             }
             return status

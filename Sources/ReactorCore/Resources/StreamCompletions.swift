@@ -59,10 +59,51 @@ extension StreamResource {
     /// stable address until the send completes) and sent with the wait.
     /// There is no write attempt first: the send rides on the system call
     /// the loop makes anyway, where a `write` would be one more per reply.
+    ///
+    /// The exception: a write that would take the queue past the high
+    /// watermark while no send is in flight writes at once, as over
+    /// readiness. Otherwise a burst written within one turn (a chat line
+    /// broadcast to a hundred members, say) would sit in the queue until the
+    /// wait and cross the watermark although the kernel would take it all,
+    /// and back-pressure would mean something else here than over readiness.
     func queueForTransport(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if !requests.sending && outbound.byteCount + bytes.count > highWatermark {
+            return writeThrough(bytes)
+        }
         outbound.append(bytes)
         if outbound.byteCount > highWatermark { isAboveHighWatermark = true }
         if !requests.sending { queueTransportWork() }
+        return false
+    }
+
+    /// The queue, then `bytes`, straight to the descriptor; what it does not
+    /// take stays queued for the transport.
+    private func writeThrough(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var result = IOResult.transferred(0)
+        if !outbound.isEmpty {
+            let before = outbound.byteCount
+            result = outbound.flush(to: fd, due: &dueCallbacks)
+            bytesOut &+= UInt64(before - outbound.byteCount)
+            // Never inside the caller's write: callbacks run after its callback returns.
+            for callback in dueCallbacks { owner?.runAfterCallback(callback) }
+            dueCallbacks.removeAll(keepingCapacity: true)
+        }
+        var sent = 0
+        if case .transferred = result, outbound.isEmpty {
+            result = Syscall.write(fd, from: bytes)
+            if case .transferred(let n) = result { sent = n }
+        }
+        if case .failed(let errno) = result {
+            writeFailed = true
+            outbound.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]))  // kept, as over readiness
+            fail(ReactorError("write", .fd(fd.rawValue), errno: errno))
+            return false
+        }
+        bytesOut &+= UInt64(sent)
+        guard sent < bytes.count || !outbound.isEmpty else { return true }
+        outbound.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+        if outbound.byteCount > highWatermark { isAboveHighWatermark = true }
+        queueTransportWork()
         return false
     }
 

@@ -328,9 +328,12 @@ open class StreamResource: Resource {
     }
 
     func updateInterest() {
-        if transport != nil { return queueTransportWork() }
         var wanted: Interest = isReading ? .read : .none
         if !outbound.isEmpty || awaitingWritability { wanted.insert(.write) }
+        if transport != nil {
+            interest = wanted  // what it wants, for introspection; the transport acts on it
+            return queueTransportWork()
+        }
         applyInterest(wanted)
     }
 

@@ -41,6 +41,9 @@ public final class Context {
     /// The poller's own stream I/O, when it has one (io_uring's completion
     /// mode); connected socket streams registered here use it.
     @usableFromInline var transport: (any StreamTransport)?
+    /// The backend's own stream I/O when it has one (io_uring's completion
+    /// mode), for introspection; nil over readiness.
+    public var streamTransport: (any StreamTransport)? { transport }
     /// Resources with requests for the transport, submitted before the next wait.
     @usableFromInline var transportWork: [ResourceID] = []
     /// Streams whose receive waits for a free buffer (the transport ran out).
@@ -91,6 +94,10 @@ public final class Context {
         public var commandsDelivered: UInt64 = 0
         /// Interest changes handed to the poller (after coalescing within a turn).
         public var interestUpdates: UInt64 = 0
+        /// Stream completions handed to resources: bytes received, sends and
+        /// accepts finished by a backend that moves stream bytes itself
+        /// (io_uring's completion mode); always 0 over readiness.
+        public var streamCompletions: UInt64 = 0
     }
 
     init(registrar: any Poller, readBufferSize: Int, loopTimeout: Duration?, logger: Logger) {
@@ -146,9 +153,10 @@ public final class Context {
         let id = ResourceID(sequence: nextSequence, slot: slot)
         // A stream moving its bytes through the transport needs no readiness.
         let transport = resource.acceptsTransport ? self.transport : nil
-        if transport != nil { resource.interest = .none }
+        resource.watchesNothing = transport != nil
+        let watched = resource.watchesNothing ? .none : resource.interest
         do {
-            try registrar.register(resource.fd, token: Token(id.rawValue), interest: resource.interest)
+            try registrar.register(resource.fd, token: Token(id.rawValue), interest: watched)
         } catch {
             freeSlots.append(slot)
             throw error
@@ -156,7 +164,7 @@ public final class Context {
         nextSequence += 1
         slots[slot].resource = resource
         resource.id = id
-        resource.registeredInterest = resource.interest
+        resource.registeredInterest = watched
         // Sound: the owner pointer is cleared in `remove` and in the runtime's
         // teardown, both before this Context can be freed, so it never dangles.
         resource.owner = self
@@ -306,6 +314,7 @@ public final class Context {
         slots[id.slot].resource = nil
         freeSlots.append(id.slot)
         resource.releaseTransport()
+        resource.watchesNothing = false
         resource.owner = nil
         resource.interestChangePending = false  // its queued id no longer finds it; a new registration starts clean
         liveCount -= 1

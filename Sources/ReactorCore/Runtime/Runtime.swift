@@ -152,7 +152,7 @@ public final class Runtime<P: Poller, S: Service> {
                 context.counters.staleEventsDropped &+= 1
                 continue
             }
-            context.counters.eventsDispatched &+= 1
+            context.counters.streamCompletions &+= 1
             let status = resource.transportCompleted(completion, in: context) { resourceEvent in
                 deliver(resourceEvent, from: resource, id: id)
             }
@@ -187,10 +187,11 @@ public final class Runtime<P: Poller, S: Service> {
             // A resource closed since its change left its slot: nothing to apply.
             guard let resource = context.slots[id.slot].resource, resource.id == id else { continue }
             resource.interestChangePending = false
-            guard resource.registeredInterest != resource.interest else { continue }
+            let wanted = resource.watchesNothing ? .none : resource.interest
+            guard resource.registeredInterest != wanted else { continue }
             do {
-                try poller.reregister(resource.fd, token: Token(id.rawValue), interest: resource.interest)
-                resource.registeredInterest = resource.interest
+                try poller.reregister(resource.fd, token: Token(id.rawValue), interest: wanted)
+                resource.registeredInterest = wanted
                 context.counters.interestUpdates &+= 1
             } catch {
                 context.end(resource, reason: .failed(error))
