@@ -46,11 +46,18 @@ final class RESPScenario: Service {
     /// Ends the scenario: the runtime stops after this turn.
     func finish() { context?.stop() }
 
-    /// Runs the scenario on this thread until it finishes; false when it timed out.
-    static func run(timeout: Duration = .seconds(60), _ start: @escaping (RESPScenario, Context) -> Void) throws -> Bool {
+    /// Runs the scenario on this thread, in a runtime of `backend`, until it
+    /// finishes; false when it timed out.
+    static func run(backend: Backend = .epoll, timeout: Duration = .seconds(60),
+                    _ start: @escaping (RESPScenario, Context) -> Void) throws -> Bool {
+        struct Run: PollerVisitor {
+            let scenario: RESPScenario
+            func visit<P: Poller>(_ type: P.Type) throws {
+                try Runtime<P, RESPScenario>(service: scenario).run()
+            }
+        }
         let scenario = RESPScenario(timeout: timeout, start: start)
-        let runtime = try Runtime<EpollPoller, RESPScenario>(service: scenario)
-        try runtime.run()
+        try backend.visit(Run(scenario: scenario))
         return !scenario.timedOut
     }
 }
