@@ -75,6 +75,8 @@ public final class RedisClient: ResourceHandler {
     public private(set) var state = State.idle
     /// Why the last connection or attempt ended, when one did.
     public private(set) var lastFailure: String?
+    /// When ``lastFailure`` was set (the runtime's clock), for a pool naming the latest.
+    private(set) var lastFailureTime: UInt64 = 0
     /// What the client did so far.
     public private(set) var counters = Counters()
     /// Commands sent and not yet answered (timed-out ones included until their late reply arrives).
@@ -254,6 +256,7 @@ public final class RedisClient: ResourceHandler {
         stream = nil
         generation &+= 1
         lastFailure = why
+        lastFailureTime = context?.now.nanoseconds ?? 0
         waitToReconnect()
         failAll { RedisError(command: RedisError.label($0), kind: .notConnected(why)) }
     }
@@ -270,6 +273,7 @@ public final class RedisClient: ResourceHandler {
         stream = nil
         generation &+= 1
         lastFailure = summary
+        lastFailureTime = context?.now.nanoseconds ?? 0
         // The state changes first: a completion that sends again is told "not connected" at once.
         waitToReconnect()
         failAll { RedisError(command: RedisError.label($0), kind: .connectionLost(why)) }
