@@ -60,6 +60,27 @@ final class RESPScenario: Service {
         try backend.visit(Run(scenario: scenario))
         return !scenario.timedOut
     }
+
+    /// Calls `body` once `condition` holds, checking every 10 ms.
+    func when(_ condition: @escaping () -> Bool, _ body: @escaping () -> Void) {
+        if condition() { return body() }
+        after(.milliseconds(10)) { self.when(condition, body) }
+    }
+}
+
+extension RedisPool {
+    /// Sends the commands one after another and calls `done` with every result, in the order sent.
+    func sendAll(_ commands: [[String]], done: @escaping ([Result<RESPValue, RedisError>]) -> Void) {
+        var results = [Result<RESPValue, RedisError>?](repeating: nil, count: commands.count)
+        var answered = 0
+        for (index, command) in commands.enumerated() {
+            send(command) { result in
+                results[index] = result
+                answered += 1
+                if answered == commands.count { done(results.map { $0! }) }
+            }
+        }
+    }
 }
 
 extension RedisClient {
