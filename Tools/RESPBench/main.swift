@@ -26,11 +26,14 @@ import Glibc
 struct Sample {
     var commands: Int
     var seconds: Double
-    var clientCPU: Double
+    /// User and system CPU seconds of this process.
+    var clientUser: Double
+    var clientSystem: Double
     var serverCPU: Double?
     var failures: Int
 
     var perSecond: Double { Double(commands) / seconds }
+    var clientCPU: Double { clientUser + clientSystem }
 }
 
 /// Runs the window in a runtime: warm-up, then the measured commands, then stops.
@@ -53,7 +56,7 @@ final class PipelineService: Service {
     private var failures = 0
     private var phaseCount = 0
     private var phaseDone: (() -> Void)?
-    private var started: (clock: ContinuousClock.Instant, cpu: Double, server: Double?)?
+    private var started: (clock: ContinuousClock.Instant, cpu: (user: Double, system: Double), server: Double?)?
 
     init(depth: Int, warmup: Int, count: Int, command: @escaping (Int) -> [String], serverCPU: @escaping () -> Double?,
          client: (send: (_ arguments: [String], _ completion: @escaping RedisClient.Completion) -> Void,
@@ -129,8 +132,10 @@ final class PipelineService: Service {
         guard let started else { return }
         let seconds = ContinuousClock.now - started.clock
         let server = serverCPU().flatMap { end in started.server.map { end - $0 } }
+        let cpu = processCPU()
         sample = Sample(commands: count, seconds: Double(seconds.components.seconds) + Double(seconds.components.attoseconds) / 1e18,
-                        clientCPU: processCPU() - started.cpu, serverCPU: server, failures: failures)
+                        clientUser: cpu.user - started.cpu.user, clientSystem: cpu.system - started.cpu.system,
+                        serverCPU: server, failures: failures)
         close()
         context?.stop()
     }
@@ -142,12 +147,12 @@ final class PipelineService: Service {
     }
 }
 
-/// User + system CPU seconds of this process so far.
-func processCPU() -> Double {
+/// User and system CPU seconds of this process so far.
+func processCPU() -> (user: Double, system: Double) {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
-    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    return (seconds(usage.ru_utime), seconds(usage.ru_stime))
 }
 
 /// User + system CPU seconds of process `pid` so far, from /proc/PID/stat.
@@ -290,17 +295,20 @@ struct RESPBench: ParsableCommand {
                 let sample = try measure(connections: connections, port: port, backend: backend, command: makeCommand,
                                          serverCPU: { serverPID.flatMap { processCPU(pid: $0) } })
                 samples.append(sample)
-                print(String(format: "  %@ run %d: %.0f commands/s, client CPU %.2f s (%.0f%%, %.2f µs per command)%@%@",
-                             label(connections), run, sample.perSecond, sample.clientCPU, 100 * sample.clientCPU / sample.seconds,
+                print(String(format: "  %@ run %d: %.0f commands/s, client CPU %.2f s (user %.2f + sys %.2f; %.0f%% of the time, %.2f µs per command)%@%@",
+                             label(connections), run, sample.perSecond, sample.clientCPU, sample.clientUser, sample.clientSystem,
+                             100 * sample.clientCPU / sample.seconds,
                              1e6 * sample.clientCPU / Double(sample.commands),
                              sample.serverCPU.map { String(format: ", redis-server CPU %.2f s (%.0f%%)", $0, 100 * $0 / sample.seconds) } ?? "",
                              sample.failures > 0 ? ", \(sample.failures) FAILED" : ""))
             }
             let median = samples.sorted { $0.perSecond < $1.perSecond }[samples.count / 2]
             let cpu = samples.map(\.clientCPU).sorted()[samples.count / 2]
+            let user = samples.map(\.clientUser).sorted()[samples.count / 2]
+            let system = samples.map(\.clientSystem).sorted()[samples.count / 2]
             let perCommand = samples.map { 1e6 * $0.clientCPU / Double($0.commands) }.sorted()[samples.count / 2]
-            print(String(format: "%@: median %.0f commands/s, client CPU %.2f s per %d commands (%.2f µs per command)",
-                         label(connections), median.perSecond, cpu, commands, perCommand))
+            print(String(format: "%@: median %.0f commands/s, client CPU %.2f s (user %.2f, sys %.2f) per %d commands (%.2f µs per command)",
+                         label(connections), median.perSecond, cpu, user, system, commands, perCommand))
         }
     }
 
