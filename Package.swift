@@ -42,6 +42,7 @@ let package = Package(
         .executable(name: "links", targets: ["Links"]),
         .executable(name: "reactor-microbench", targets: ["Microbench"]),
         .executable(name: "reactor-bench", targets: ["Bench"]),
+        .executable(name: "resp-bench", targets: ["RESPBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
@@ -141,6 +142,12 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Tools/Bench"
+        ),
+        // The RESP client's pipelined throughput and CPU against redis-server: one RedisClient, a RedisPool.
+        .executableTarget(
+            name: "RESPBench",
+            dependencies: ["Reactor", "ProtocolRESP", "CReactorSys", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/RESPBench"
         ),
         // What the test targets share (a plain library, no Testing): threads, clocks and waits;
         // child processes, the executables they run, reads with deadlines.

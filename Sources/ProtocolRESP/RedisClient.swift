@@ -24,6 +24,13 @@ import ReactorNames
 /// queueing without bound; every command has a deadline
 /// (``RedisClientOptions/commandTimeout``).
 ///
+/// With ``RedisClientOptions/connect``'s `tls` set, the connection speaks
+/// TLS (the server name defaults to `host`) and is made once the handshake
+/// has verified the server: a certificate that fails verification fails
+/// the waiting commands with OpenSSL's reason
+/// (`redis PING: not connected: tls handshake(resource #5): certificate verify failed (self-signed certificate)`)
+/// and is retried like a refused connection.
+///
 /// The host is resolved on the runtime's own poller and its addresses raced
 /// (``ReactorCore/Context/connect(host:port:options:completion:)``). The
 /// client handles its stream and a small timer-carrying resource, so it is a
@@ -36,7 +43,7 @@ public final class RedisClient: ResourceHandler {
     public enum State: Sendable, Equatable {
         /// Not started yet.
         case idle
-        /// Resolving and connecting; commands sent now wait for the connection.
+        /// Resolving and connecting (and, over TLS, the handshake); commands sent now wait for the connection.
         case connecting
         /// Connected: commands go out.
         case connected
@@ -68,6 +75,8 @@ public final class RedisClient: ResourceHandler {
     public private(set) var state = State.idle
     /// Why the last connection or attempt ended, when one did.
     public private(set) var lastFailure: String?
+    /// When ``lastFailure`` was set (the runtime's clock), for a pool naming the latest.
+    private(set) var lastFailureTime: UInt64 = 0
     /// What the client did so far.
     public private(set) var counters = Counters()
     /// Commands sent and not yet answered (timed-out ones included until their late reply arrives).
@@ -177,9 +186,12 @@ public final class RedisClient: ResourceHandler {
         switch event {
         case .received(let bytes) where resource === stream:
             received(bytes.buffer)
+        case .tlsEstablished where resource === stream && state == .connecting:
+            established()
         case .readClosed where resource === stream:
             // The server finished sending: nothing more will be answered.
             stream?.close()
+            if state == .connecting { return connectFailed("\(name) closed the connection during the TLS handshake") }
             lost(RedisError.lost(.closed), summary: "the server closed the connection")
         case .timerFired(let timer) where timer == timeoutTimer:
             timeoutTimer = nil
@@ -195,6 +207,14 @@ public final class RedisClient: ResourceHandler {
     /// The stream ended on its own (a reset, say): every waiting command fails, then a reconnect.
     public func resourceDisconnected(_ resource: Resource, reason: DisconnectReason, context: Context) {
         guard resource === stream else { return }
+        if state == .connecting {
+            // The TLS handshake failed, with OpenSSL's reason:
+            // `tls handshake(resource #5): certificate verify failed (self-signed certificate)`.
+            switch reason {
+            case .failed(let error): return connectFailed(error.description)
+            case .closed: return connectFailed("\(name) closed the connection during the TLS handshake")
+            }
+        }
         lost(RedisError.lost(reason), summary: "connection \(reason)")
     }
 
@@ -215,16 +235,30 @@ public final class RedisClient: ResourceHandler {
             case .success(let stream):
                 self.stream = stream
                 stream.handler = self
-                state = .connected
-                counters.connects &+= 1
-                delay = options.reconnectDelay
-                if !output.isEmpty { scheduleFlush() }
+                // Over TLS the connection is made once the server's certificate is verified.
+                if options.connect.tls == nil { established() }
             case .failure(let error):
-                lastFailure = error.description
-                waitToReconnect()
-                failAll { RedisError(command: RedisError.label($0), kind: .notConnected(error.description)) }
+                connectFailed(error.description)
             }
         }
+    }
+
+    private func established() {
+        state = .connected
+        counters.connects &+= 1
+        delay = options.reconnectDelay
+        if !output.isEmpty { scheduleFlush() }
+    }
+
+    /// An attempt failed (to connect, or its TLS handshake): the commands
+    /// waiting for it fail, and the next attempt waits longer.
+    private func connectFailed(_ why: String) {
+        stream = nil
+        generation &+= 1
+        lastFailure = why
+        lastFailureTime = context?.now.nanoseconds ?? 0
+        waitToReconnect()
+        failAll { RedisError(command: RedisError.label($0), kind: .notConnected(why)) }
     }
 
     private func waitToReconnect() {
@@ -234,12 +268,12 @@ public final class RedisClient: ResourceHandler {
         delay = min(delay * 2, options.maxReconnectDelay)
     }
 
-    /// The connection ended with `why` (as waiting commands read it).
     /// The connection ended: `why` is what waiting commands read, `summary` what later ones do.
     private func lost(_ why: String, summary: String) {
         stream = nil
         generation &+= 1
         lastFailure = summary
+        lastFailureTime = context?.now.nanoseconds ?? 0
         // The state changes first: a completion that sends again is told "not connected" at once.
         waitToReconnect()
         failAll { RedisError(command: RedisError.label($0), kind: .connectionLost(why)) }

@@ -46,12 +46,40 @@ final class RESPScenario: Service {
     /// Ends the scenario: the runtime stops after this turn.
     func finish() { context?.stop() }
 
-    /// Runs the scenario on this thread until it finishes; false when it timed out.
-    static func run(timeout: Duration = .seconds(60), _ start: @escaping (RESPScenario, Context) -> Void) throws -> Bool {
+    /// Runs the scenario on this thread, in a runtime of `backend`, until it
+    /// finishes; false when it timed out.
+    static func run(backend: Backend = .epoll, timeout: Duration = .seconds(60),
+                    _ start: @escaping (RESPScenario, Context) -> Void) throws -> Bool {
+        struct Run: PollerVisitor {
+            let scenario: RESPScenario
+            func visit<P: Poller>(_ type: P.Type) throws {
+                try Runtime<P, RESPScenario>(service: scenario).run()
+            }
+        }
         let scenario = RESPScenario(timeout: timeout, start: start)
-        let runtime = try Runtime<EpollPoller, RESPScenario>(service: scenario)
-        try runtime.run()
+        try backend.visit(Run(scenario: scenario))
         return !scenario.timedOut
+    }
+
+    /// Calls `body` once `condition` holds, checking every 10 ms.
+    func when(_ condition: @escaping () -> Bool, _ body: @escaping () -> Void) {
+        if condition() { return body() }
+        after(.milliseconds(10)) { self.when(condition, body) }
+    }
+}
+
+extension RedisPool {
+    /// Sends the commands one after another and calls `done` with every result, in the order sent.
+    func sendAll(_ commands: [[String]], done: @escaping ([Result<RESPValue, RedisError>]) -> Void) {
+        var results = [Result<RESPValue, RedisError>?](repeating: nil, count: commands.count)
+        var answered = 0
+        for (index, command) in commands.enumerated() {
+            send(command) { result in
+                results[index] = result
+                answered += 1
+                if answered == commands.count { done(results.map { $0! }) }
+            }
+        }
     }
 }
 
