@@ -84,7 +84,8 @@ public final class Context {
     public struct Statistics: Sendable {
         /// Turns of the loop (waits on the poller).
         public var loopTurns: UInt64 = 0
-        /// Readiness events handed to resources.
+        /// Events handed to resources: readiness reports, and stream
+        /// completions where the backend moves the bytes (counted apart too, in ``streamCompletions``).
         public var eventsDispatched: UInt64 = 0
         /// Events dropped because their resource had gone earlier in the same batch.
         public var staleEventsDropped: UInt64 = 0

@@ -144,20 +144,30 @@ public final class Runtime<P: Poller, S: Service> {
         transport.takeCompletions(into: &context.completionBatch)
         guard !context.completionBatch.isEmpty else { return }
         let batch = context.completionBatch
-        for completion in batch {
-            let id = ResourceID(rawValue: completion.token.rawValue)
-            let slot = id.slot
-            guard slot < context.slots.count, let resource = context.slots[slot].resource, resource.id == id else {
-                if completion.hasBuffer { transport.release(completion) }
-                context.counters.staleEventsDropped &+= 1
-                continue
-            }
-            context.counters.streamCompletions &+= 1
-            let status = resource.transportCompleted(completion, in: context) { resourceEvent in
-                deliver(resourceEvent, from: resource, id: id)
-            }
-            settle(resource, status)
+        // Sends first: a handler that writes on receiving (a broadcast, a
+        // proxy) must find the queue its earlier sends left, not one still
+        // counting bytes the kernel took in this very wait, or the high
+        // watermark would trip where it does not over readiness.
+        for completion in batch where completion.kind == .sent { dispatch(completion, transport) }
+        for completion in batch where completion.kind != .sent { dispatch(completion, transport) }
+    }
+
+    /// One completion to its resource.
+    @inlinable @inline(__always)
+    func dispatch(_ completion: StreamCompletion, _ transport: any StreamTransport) {
+        let id = ResourceID(rawValue: completion.token.rawValue)
+        let slot = id.slot
+        guard slot < context.slots.count, let resource = context.slots[slot].resource, resource.id == id else {
+            if completion.hasBuffer { transport.release(completion) }
+            context.counters.staleEventsDropped &+= 1
+            return
         }
+        context.counters.eventsDispatched &+= 1
+        context.counters.streamCompletions &+= 1
+        let status = resource.transportCompleted(completion, in: context) { resourceEvent in
+            deliver(resourceEvent, from: resource, id: id)
+        }
+        settle(resource, status)
     }
 
     /// Hands one resource event to the resource's handler, or the Service.
