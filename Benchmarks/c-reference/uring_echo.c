@@ -38,14 +38,15 @@
 #include <unistd.h>
 
 // The provided buffers. 16 KiB each, so the 16 KiB echo rows arrive in one
-// buffer (and leave in one send), like epoll_echo's one read. 4,096 of them:
-// a ping-pong connection holds one, briefly two (the next message can land
-// before the previous send's completion is reaped), so 1,000 connections fit
-// with room to spare; past that a connection can find the ring empty
-// (-ENOBUFS) and is re-armed once buffers come back. The memory is only
-// touched where data lands: 64 B messages touch one page per buffer.
+// buffer (and leave in one send), like epoll_echo's one read. 1,024 of them:
+// a ping-pong connection holds one only from its recv's completion to its
+// send's (and the kernel takes a buffer only when data arrives), so even
+// 10,000 connections rarely hold more than a few hundred at once; when the
+// ring does run dry a connection gets -ENOBUFS and is re-armed once buffers
+// come back. The kernel hands buffers out in ring order, so over time every
+// one is touched: up to 16 MiB resident (64 B messages touch one page of each).
 #define BUF_SIZE   (16 * 1024)
-#define BUF_COUNT  4096          // a power of two (the ring's index mask)
+#define BUF_COUNT  1024          // a power of two (the ring's index mask)
 #define BUF_GROUP  0
 // A connection whose peer sends faster than it reads would otherwise take
 // every buffer: past this many queued buffers its recv is cancelled (the
@@ -54,7 +55,9 @@
 #define CONN_MAX_QUEUED 8
 
 #define RING_ENTRIES 4096
-#define CQ_ENTRIES   (4 * BUF_COUNT)  // multishot recvs post many CQEs per turn
+// A turn can bring a recv and a send completion for every busy connection;
+// more than fit wait in the kernel's overflow list (slower, nothing lost).
+#define CQ_ENTRIES   16384
 
 // What a completion is for, in the top half of its user_data; the fd is in
 // the bottom half.
