@@ -107,7 +107,7 @@ static void die_res(const char *what, int res) {
 static char *buf_addr(int bid) { return buf_base + (size_t)bid * BUF_SIZE; }
 
 // Hands a buffer back to the kernel. Batched: the ring's tail moves once a
-// turn (publish_returns), not once per buffer.
+// turn (at the end of the loop turn, in main), not once per buffer.
 static void give_back(int bid) {
     io_uring_buf_ring_add(br, buf_addr(bid), BUF_SIZE, (unsigned short)bid, io_uring_buf_ring_mask(BUF_COUNT), returned);
     returned++;
