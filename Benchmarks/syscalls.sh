@@ -22,7 +22,7 @@
 #
 # Needs perf (Debian linux-perf, in scripts/deps.sh) and root, or
 # kernel.perf_event_paranoid <= -1, for the tracepoints.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 backends="" connections="100" size=64 seconds=3 build=1 server_cpu=0 load_cpu=1
@@ -84,6 +84,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "syscalls.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 results="$work/results"
 : > "$results"
@@ -92,9 +93,12 @@ notes=()
 # measure NAME CONNECTIONS COMMAND...: one server under one load; appends a line to $results.
 measure() {
     local name=$1 conns=$2; shift 2
-    taskset -c "$server_cpu" "$@" > "$work/out" 2> "$work/err" &
+    # Emptied here, not by the redirection: that runs in the background job,
+    # and the loop below could read the previous server's port first.
+    : > "$work/out"; : > "$work/err"
+    taskset -c "$server_cpu" "$@" >> "$work/out" 2>> "$work/err" &
     server_pid=$!
-    local port="" i
+    local port="" i status
     for i in $(seq 100); do
         port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$work/out" | head -1)
         [ -n "$port" ] && break
@@ -115,8 +119,12 @@ measure() {
         notes+=("$name: echo_load failed: $(tr '\n' ' ' < "$work/load-err")")
     fi
     sleep 0.3  # the disconnects are counted too
-    kill -INT "$perf_pid"; wait "$perf_pid" || true
-    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+    kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" || true
+    if ! kill "$server_pid" 2>/dev/null; then
+        wait "$server_pid" 2>/dev/null && status=0 || status=$?
+        notes+=("$name ($conns): exited by itself during the run (status $status)")
+    fi
+    wait "$server_pid" 2>/dev/null || true; server_pid=""
     # The echo example's "backend X (requested)" line is expected; anything else is worth a look.
     local errors
     errors=$(grep -v 'backend .* (requested)' "$work/err" | tr '\n' ' ' | head -c 300 || true)
@@ -124,7 +132,7 @@ measure() {
     local trips rps
     trips=$(sed -n 's/.*"all_round_trips":\([0-9]*\).*/\1/p' <<< "$load")
     rps=$(sed -n 's/.*"rps":\([0-9]*\).*/\1/p' <<< "$load")
-    [ -n "$trips" ] && [ "$trips" -gt 0 ] || return
+    [ -n "$trips" ] && [ "$trips" -gt 0 ] || return 0  # echo_load failed: said in the notes
     # perf -x, lines: count,unit,event,...
     local -A sums=()
     local total=0 count unit event
