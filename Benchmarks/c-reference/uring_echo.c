@@ -360,7 +360,11 @@ int main(int argc, char **argv) {
 
     for (;;) {
         // Submits this turn's sends and re-arms and waits for a completion:
-        // one system call per turn, however many connections it served.
+        // one system call per turn, however many connections it served. A
+        // send to loopback completes inside this call, and its completion
+        // alone ends the wait: with one connection a round trip takes two
+        // turns (the send's completion, then the wait for the next recv),
+        // with many the sends' completions ride along with new recvs.
         int r = io_uring_submit_and_wait(&ring, 1);
         if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) die_res("io_uring_submit_and_wait", r);
         struct io_uring_cqe *cqe;
