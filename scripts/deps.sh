@@ -3,7 +3,7 @@
 # Installing needs root (CI runs as root); without it, say what to install.
 set -euo pipefail
 
-packages=(libev-dev liburing-dev libssl-dev openssl libc-ares-dev dnsmasq netcat-openbsd redis-tools redis-server curl wrk nginx-light gcc util-linux)
+packages=(libev-dev liburing-dev libssl-dev openssl libc-ares-dev dnsmasq netcat-openbsd redis-tools redis-server curl wrk nginx-light gcc util-linux linux-perf)
 
 missing=()
 for p in "${packages[@]}"; do

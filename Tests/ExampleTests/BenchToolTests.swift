@@ -35,7 +35,7 @@ struct BenchToolTests {
         return cpus
     }
 
-    @Test("echo rows for the backend and the C reference, with CPU time, memory, latency; JSON, CSV and SVG written",
+    @Test("echo rows for the backend and the C references, with CPU time, memory, latency; JSON, CSV and SVG written",
           .enabled(if: allowedCPUs().count >= 2, "the bench needs two CPUs: one for the servers, one for the load"))
     func echoComparison() throws {
         let cpus = Self.allowedCPUs()
@@ -50,9 +50,17 @@ struct BenchToolTests {
         let json = try Data(contentsOf: output.appendingPathComponent("results.json"))
         let report = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
         let rows = try #require(report["rows"] as? [[String: Any]])
-        let cReferenceBuilt = FileManager.default.isExecutableFile(atPath: "\(Executables.packageRoot()!.path)/Benchmarks/.build-c/epoll_echo")
+        let cBin = "\(Executables.packageRoot()!.path)/Benchmarks/.build-c"
+        let cReferenceBuilt = FileManager.default.isExecutableFile(atPath: "\(cBin)/epoll_echo")
         var servers = ["epoll"]
         if cReferenceBuilt { servers.append("c-epoll") }
+        // The io_uring C reference runs wherever it was built and the kernel allows rings; else the report says why not.
+        var uringRefused = false
+        if case .unavailable = Backend.uring.availability { uringRefused = true }
+        if FileManager.default.isExecutableFile(atPath: "\(cBin)/uring_echo") && !uringRefused { servers.append("c-uring") }
+        else {
+            #expect((report["skipped"] as? [String] ?? []).contains { $0.hasPrefix("c-uring: ") }, "\(report["skipped"] ?? "nothing skipped")")
+        }
         for server in servers {
             for connections in [1, 100, 1000] {
                 let row = rows.first { $0["server"] as? String == server && $0["connections"] as? Int == connections && $0["messageBytes"] as? Int == 64 }

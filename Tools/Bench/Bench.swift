@@ -54,6 +54,12 @@ struct Bench {
         var servers: [ServerSpec] = []
         if let c = plan.peer("\(plan.cBin)/epoll_echo") { servers.append(ServerSpec(name: "c-epoll", executable: c, arguments: ["--port", "0"])) }
         else { skip("c-epoll", "not built (bash Benchmarks/build.sh)") }
+        // The io_uring C reference: skipped where the kernel refuses rings
+        // (the same check as the uring backend's), not reported as a failure.
+        if let c = plan.peer("\(plan.cBin)/uring_echo") {
+            if case .unavailable(let why) = Backend.uring.availability { skip("c-uring", "io_uring cannot run here: \(why)") }
+            else { servers.append(ServerSpec(name: "c-uring", executable: c, arguments: ["--port", "0"])) }
+        } else { skip("c-uring", "not built (bash Benchmarks/build.sh; needs liburing-dev)") }
         if let nio = plan.peer("\(plan.peersBin)/nio-echo") { servers.append(ServerSpec(name: "nio", executable: nio, arguments: ["0"])) }
         else { skip("nio echo", "not built (swift build -c release --package-path Benchmarks/Peers)") }
         for backend in plan.backends {

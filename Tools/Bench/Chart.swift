@@ -5,7 +5,7 @@ import Foundation
 /// axes logarithmic where the numbers span decades. Plain SVG: any browser
 /// or GitHub shows it, and no plotting library is needed.
 enum Chart {
-    static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
 
     static func echoSVG(rows: [BenchRow], title: String) -> String {
         let echo = rows.filter { $0.scenario == "echo" && $0.messageBytes == 64 }
@@ -23,7 +23,7 @@ enum Chart {
                      logY: true) { $0.p99Microseconds }
         // Legend.
         for (index, server) in servers.enumerated() {
-            let x = 60.0 + Double(index) * 120
+            let x = 60.0 + Double(index) * 100  // room for nine servers
             svg += "<rect x=\"\(x)\" y=\"\(height - 28)\" width=\"14\" height=\"4\" fill=\"\(palette[index % palette.count])\"/>"
             svg += "<text x=\"\(x + 20)\" y=\"\(height - 22)\">\(escape(server))</text>\n"
         }

@@ -5,7 +5,8 @@ struct BenchRow: Codable, Sendable {
     /// `echo`, `http`, `kv-set-P1`, `idle`, `timers`, `wake`, and over TLS
     /// `https`, `https-new` (a connection per request), `kv-tls-set-P1`, `idle-tls`, ...
     var scenario: String
-    /// `epoll`, `poll`, `libev`, `uring`, `c-epoll`, `nio`, `redis-server`,
+    /// `epoll`, `poll`, `libev`, `uring`, `uring-poll`, `c-epoll`, `c-uring`
+    /// (the C references, epoll and io_uring), `nio`, `redis-server`,
     /// and over TLS `nio-ssl` (SwiftNIO + NIOSSL) and `nginx`.
     var server: String
     /// Connections the load used (0 where none do).
@@ -106,7 +107,7 @@ enum Format {
 
 extension BenchReport {
     /// The comparison table: one line per row, with the ratio to the scenario's
-    /// peers measured under the same load (C and SwiftNIO for echo, SwiftNIO
+    /// peers measured under the same load (the two C references and SwiftNIO for echo, SwiftNIO
     /// for http, redis-server for kv, NIOSSL and nginx for https), per server
     /// CPU-second where known.
     func table() -> String {
@@ -129,9 +130,9 @@ extension BenchReport {
     }
 
     /// The peers' rows measured under the same load as `row` (the C
-    /// reference, redis-server, SwiftNIO, NIOSSL, nginx), without `row` itself.
+    /// references, redis-server, SwiftNIO, NIOSSL, nginx), without `row` itself.
     func peerRows(for row: BenchRow) -> [BenchRow] {
-        ["c-epoll", "redis-server", "nio", "nio-ssl", "nginx"].compactMap { peer in
+        ["c-epoll", "c-uring", "redis-server", "nio", "nio-ssl", "nginx"].compactMap { peer in
             peer == row.server ? nil : rows.first { $0.server == peer && $0.sameLoad(as: row) }
         }
     }

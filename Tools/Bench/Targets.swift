@@ -16,7 +16,7 @@ struct TargetResult: Codable, Sendable {
 
 extension BenchReport {
     /// The library's own backends, as opposed to the peers.
-    static let backendNames: Set<String> = ["epoll", "poll", "libev", "uring"]
+    static let backendNames: Set<String> = ["epoll", "poll", "libev", "uring", "uring-poll"]
 
     /// Every target, judged on this run's rows (per server CPU-second).
     func evaluateTargets() -> [TargetResult] {
