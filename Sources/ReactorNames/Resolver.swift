@@ -18,10 +18,16 @@ import Glibc
 /// size, no queue that 1,000 slow lookups can fill. And c-ares can be
 /// pointed at given servers per runtime (`ares_set_servers_ports_csv`),
 /// which `getaddrinfo` cannot without changing the process's resolv.conf.
-/// It reads `/etc/hosts` and `/etc/resolv.conf` as libc does. (Measured:
-/// 1,000 resolutions in flight against a local dnsmasq answer in one loop
-/// turn's worth of events each, while echo traffic on the same runtime
-/// keeps its latency; see NameResolutionTests.)
+/// It reads `/etc/hosts` and `/etc/resolv.conf` as libc does.
+///
+/// Measured (NameResolutionTests, a debug build on 2 vCPUs): 1,000 lookups
+/// started from one callback against a local dnsmasq all answer in 43–61
+/// ms, at most ``maximumInFlight`` of them per loop turn. A client
+/// ping-ponging 64 B with an echo on the same runtime sees round trips of
+/// p50 24–30 µs and p99 40–62 µs before; while the lookups run, a round
+/// trip waits for at most one such turn — p50 about 2 ms, the slowest
+/// 3.5–12 ms — where a lookup that held the loop for 0.1 ms (a blocking
+/// `getaddrinfo` against a local server) stalled it 180–210 ms.
 ///
 /// One resolver per runtime (``Context/resolver``), used on its thread.
 /// Answers arrive through the completion, after the callback that asked has
