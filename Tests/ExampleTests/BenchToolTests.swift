@@ -152,6 +152,30 @@ struct BenchToolTests {
         #expect((idleTarget["met"] as? Bool != nil) == (row("idle-tls", "epoll") != nil), "\(idleTarget)")
     }
 
+    @Test("the links scenario: a row per backend with requests per links CPU-second, redis-server's CPU time beside it, latency",
+          .enabled(if: allowedCPUs().count >= 2, "the bench needs two CPUs: one for the servers, one for the load"),
+          .enabled(if: Executables.find("wrk") != nil && Executables.find("redis-server") != nil, "needs wrk and redis-server (bash scripts/deps.sh)"))
+    func linksScenario() throws {
+        let cpus = Self.allowedCPUs()
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-bench-links-test-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let run = try Self.runBench(["--quick", "--backends", "epoll", "--scenarios", "links", "--runs", "1", "--seconds", "0.5",
+                                     "--output", output.path, "--server-cpu", "\(cpus[0])", "--load-cpu", "\(cpus[1])"])
+        try #require(run.status == 0, "exit \(run.status); stderr:\n\(run.errorOutput)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("results.json"))) as? [String: Any])
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        let row = try #require(rows.first { $0["scenario"] as? String == "links" && $0["server"] as? String == "epoll" }, "no links row in \(rows)")
+        #expect(row["connections"] as? Int == 100, "\(row)")
+        for field in ["throughput", "perServerCPUSecond", "serverCPUSeconds", "redisCPUSeconds"] {
+            #expect((row[field] as? Double ?? 0) > 0, "\(field) in \(row)")
+        }
+        #expect((row["p99Microseconds"] as? Double ?? 0) >= (row["p50Microseconds"] as? Double ?? .infinity), "\(row)")
+        #expect((row["note"] as? String ?? "").contains("redis-server"), "the note says redis-server's CPU time: \(row)")
+        #expect(run.output.contains("| links "), "the table: \(run.output)")
+        let csv = try String(contentsOf: output.appendingPathComponent("results.csv"), encoding: .utf8)
+        #expect(csv.hasPrefix("scenario,") && csv.split(separator: "\n").first?.contains("redis_cpu_s") == true, "\(csv.prefix(300))")
+    }
+
     @Test("bad input is refused before anything runs, with what is valid",
           arguments: [
               (["--backends", "kqueue"], "unknown backend 'kqueue'; valid names:"),

@@ -33,10 +33,12 @@ struct Bench {
 
     mutating func run() -> BenchReport {
         let started = ISO8601DateFormatter().string(from: Date())
-        progress("backends \(plan.backends.map(\.rawValue).joined(separator: ", ")); scenarios \(Plan.allScenarios.filter(plan.scenarios.contains).joined(separator: ", ")); \(plan.runs) run(s) of \(plan.seconds) s; servers on CPU \(plan.serverCPU), load on CPU \(plan.loadCPU)")
+        progress("backends \(plan.backends.map(\.rawValue).joined(separator: ", ")); scenarios \(Plan.allScenarios.filter(plan.scenarios.contains).joined(separator: ", ")); \(plan.runs) run(s) of \(plan.seconds) s; servers on CPU \(plan.serverCPU), load on CPU \(plan.loadCPU)"
+                 + (plan.scenarios.contains("links") ? ", links' redis-server on CPU \(plan.redisCPU)" : ""))
         if plan.scenarios.contains("echo") { echo() }
         if plan.scenarios.contains("http") { http() }
         if plan.scenarios.contains("kv") { kv() }
+        if plan.scenarios.contains("links") { links() }
         if plan.scenarios.contains("idle") { idle() }
         if plan.scenarios.contains("timers") { timers() }
         if plan.scenarios.contains("wake") { wake() }
@@ -352,6 +354,7 @@ struct Bench {
         row.p50Microseconds = samples.compactMap(\.p50Microseconds).nonEmptyMedian
         row.p99Microseconds = samples.compactMap(\.p99Microseconds).nonEmptyMedian
         row.serverCPUSeconds = samples.compactMap(\.serverCPUSeconds).nonEmptyMedian
+        row.redisCPUSeconds = samples.compactMap(\.redisCPUSeconds).nonEmptyMedian
         row.peakRSSKiB = samples.compactMap(\.peakRSSKiB).max()
         if samples.count > 1 { row.note = "median of \(samples.count)" }
         return row

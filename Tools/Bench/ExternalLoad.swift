@@ -11,9 +11,13 @@ struct ToolLoadResult: Sendable {
 
 /// `wrk -t1 -cN -dDs --latency URL`, pinned to the load CPU; `https` for
 /// TLS (wrk does not verify the certificate), `headers` added to every
-/// request (`Connection: close` makes every request a new connection).
-func runWrk(port: UInt16, connections: Int, seconds: Int, cpu: Int, https: Bool = false, headers: [String] = []) throws -> ToolLoadResult {
-    let url = "\(https ? "https" : "http")://127.0.0.1:\(port)/"
+/// request (`Connection: close` makes every request a new connection),
+/// `path` the one every request asks for. wrk counts a status of 400 or more
+/// as an error ("Non-2xx or 3xx responses"), which fails the run; redirects
+/// are answers (wrk does not follow them).
+func runWrk(port: UInt16, connections: Int, seconds: Int, cpu: Int, https: Bool = false, headers: [String] = [],
+            path: String = "/") throws -> ToolLoadResult {
+    let url = "\(https ? "https" : "http")://127.0.0.1:\(port)\(path)"
     let output = try runTool(try tool("wrk"), ["-t1", "-c\(connections)", "-d\(seconds)s", "--latency"] + headers.flatMap { ["-H", $0] } + [url],
                              cpu: cpu, timeout: .seconds(seconds + 30))
     // "  50%  752.00us", "  99%    1.20ms", "  123456 requests in 5.00s, ...", "Requests/sec: 24691.20"

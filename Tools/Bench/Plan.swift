@@ -12,6 +12,8 @@ struct Plan {
     var warmup: Double
     var serverCPU: Int
     var loadCPU: Int
+    /// The CPU of the links scenario's redis-server (the load CPU unless `--redis-cpu` says).
+    var redisCPU: Int
     var binPath: String
     var cBin: String
     var peersBin: String
@@ -21,7 +23,7 @@ struct Plan {
     var idleTLSConnections: Int
     var timerCount: Int
 
-    static let allScenarios = ["echo", "http", "kv", "idle", "timers", "wake", "allocations", "tls"]
+    static let allScenarios = ["echo", "http", "kv", "links", "idle", "timers", "wake", "allocations", "tls"]
 
     init(_ options: ReactorBench) throws {
         quick = options.quick
@@ -48,6 +50,7 @@ struct Plan {
         warmup = quick ? 0.3 : 1
         serverCPU = options.serverCPU
         loadCPU = options.loadCPU
+        redisCPU = options.redisCPU ?? options.loadCPU
         binPath = options.binPath ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         let root = URL(fileURLWithPath: options.root).standardizedFileURL.path
         cBin = "\(root)/Benchmarks/.build-c"
@@ -57,7 +60,7 @@ struct Plan {
         kvRequests = options.kvRequests ?? (quick ? 50_000 : 200_000)
         idleTLSConnections = options.idleTLSConnections
         timerCount = 1_000_000
-        for product in ["echo", "http", "kv"] where !FileManager.default.isExecutableFile(atPath: "\(binPath)/\(product)") {
+        for product in ["echo", "http", "kv"] + (scenarios.contains("links") ? ["links"] : []) where !FileManager.default.isExecutableFile(atPath: "\(binPath)/\(product)") {
             throw BenchError("no release \(product) at \(binPath)/\(product); build with `swift build -c release` (or run bash scripts/run.sh)")
         }
     }

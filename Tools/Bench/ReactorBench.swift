@@ -14,7 +14,7 @@ import Reactor
 struct ReactorBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reactor-bench",
-        abstract: "Compare swift-reactor's backends with each other and with C, SwiftNIO, redis-server and (over TLS) NIOSSL and nginx.",
+        abstract: "Compare swift-reactor's backends with each other and with C, SwiftNIO, redis-server and (over TLS) NIOSSL and nginx; and measure the links example in front of redis-server.",
         discussion: "Run through `bash scripts/run.sh`, which builds the release binaries, the C reference and the SwiftNIO peers first.")
 
     @Flag(help: "A few minutes: one run per row, shorter windows, fewer connection counts.")
@@ -23,7 +23,7 @@ struct ReactorBench: ParsableCommand {
     @Option(help: "Backends, comma-separated: \(Backend.validNames) (default: every available one).")
     var backends: String?
 
-    @Option(help: "Scenarios, comma-separated: echo, http, kv, idle, timers, wake, allocations, tls (default: all).")
+    @Option(help: "Scenarios, comma-separated: echo, http, kv, links, idle, timers, wake, allocations, tls (default: all).")
     var scenarios: String?
 
     @Option(help: "Runs per row; each number is the median (default: 3, or 1 with --quick).")
@@ -44,7 +44,10 @@ struct ReactorBench: ParsableCommand {
     @Option(help: "The CPU the load runs on (this process, wrk, redis-benchmark).")
     var loadCPU = 1
 
-    @Option(help: "Where the release `echo`, `http` and `kv` are (default: next to this program).")
+    @Option(help: "The CPU the links scenario's redis-server runs on (default: the load CPU, leaving the server CPU to links alone).")
+    var redisCPU: Int?
+
+    @Option(help: "Where the release `echo`, `http`, `kv` and `links` are (default: next to this program).")
     var binPath: String?
 
     @Option(help: "The package root, where Benchmarks/.build-c and Benchmarks/Peers are.")
@@ -61,6 +64,7 @@ struct ReactorBench: ParsableCommand {
         if let seconds, seconds <= 0 { throw ValidationError("--seconds must be positive") }
         if let kvRequests, kvRequests < 1 { throw ValidationError("--kv-requests must be at least 1") }
         if idleTLSConnections < 1 { throw ValidationError("--idle-tls-connections must be at least 1") }
+        if let redisCPU, redisCPU < 0 { throw ValidationError("--redis-cpu must be a CPU number (0 or more)") }
         guard serverCPU != loadCPU else { throw ValidationError("--server-cpu and --load-cpu must differ: a client sharing the server's CPU measures neither") }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// One measured row: a scenario, a server, and what it did.
 struct BenchRow: Codable, Sendable {
-    /// `echo`, `http`, `kv-set-P1`, `idle`, `timers`, `wake`, and over TLS
+    /// `echo`, `http`, `kv-set-P1`, `links`, `idle`, `timers`, `wake`, and over TLS
     /// `https`, `https-new` (a connection per request), `kv-tls-set-P1`, `idle-tls`, ...
     var scenario: String
     /// `epoll`, `poll`, `libev`, `uring`, `uring-poll`, `c-epoll`, `c-uring`
@@ -22,6 +22,10 @@ struct BenchRow: Codable, Sendable {
     var p99Microseconds: Double?
     /// The server's user + system CPU seconds over the measured window.
     var serverCPUSeconds: Double?
+    /// The links scenario: the user + system CPU seconds of the redis-server
+    /// behind `links` over the same window (not in `serverCPUSeconds`, nor
+    /// in `perServerCPUSecond`).
+    var redisCPUSeconds: Double? = nil
     /// The server's peak resident memory during the scenario, KiB.
     var peakRSSKiB: Int?
     /// Heap allocations per operation, when counted.
@@ -138,12 +142,12 @@ extension BenchReport {
     }
 
     func csv() -> String {
-        var out = "scenario,server,connections,message_bytes,throughput,per_server_cpu_second,p50_us,p99_us,server_cpu_s,peak_rss_kib,allocations_per_op,note\n"
+        var out = "scenario,server,connections,message_bytes,throughput,per_server_cpu_second,p50_us,p99_us,server_cpu_s,redis_cpu_s,peak_rss_kib,allocations_per_op,note\n"
         func field(_ value: Double?) -> String { value.map { String(format: "%.3f", $0) } ?? "" }
         for row in rows {
             out += [row.scenario, row.server, "\(row.connections)", "\(row.messageBytes)", field(row.throughput),
                     field(row.perServerCPUSecond), field(row.p50Microseconds), field(row.p99Microseconds),
-                    field(row.serverCPUSeconds), row.peakRSSKiB.map { "\($0)" } ?? "", field(row.allocationsPerOperation),
+                    field(row.serverCPUSeconds), field(row.redisCPUSeconds), row.peakRSSKiB.map { "\($0)" } ?? "", field(row.allocationsPerOperation),
                     "\"" + row.note.replacingOccurrences(of: "\"", with: "\"\"") + "\""].joined(separator: ",") + "\n"
         }
         return out
