@@ -32,6 +32,11 @@ struct OutboundQueue {
     static let maxVectors = 1024
 
     private var chunks = Deque<Chunk>()
+    /// The last standard-size chunk that drained, kept for the next write:
+    /// a stream whose every reply is queued (over a completion transport,
+    /// where writes wait for the send) would otherwise allocate and free a
+    /// chunk per reply (measured: one malloc per echo round trip on uring).
+    private var spare: Chunk?
     /// Bytes of `chunks.first` already written.
     private var headOffset = 0
     private(set) var byteCount = 0
@@ -47,7 +52,13 @@ struct OutboundQueue {
         if let last = chunks.last, last.spare >= bytes.count {
             last.append(bytes)
         } else {
-            let chunk = Chunk(capacity: max(bytes.count, OutboundQueue.chunkSize))
+            let chunk: Chunk
+            if bytes.count <= OutboundQueue.chunkSize, let reused = spare {
+                spare = nil
+                chunk = reused
+            } else {
+                chunk = Chunk(capacity: max(bytes.count, OutboundQueue.chunkSize))
+            }
             chunk.append(bytes)
             chunks.append(chunk)
         }
@@ -118,7 +129,11 @@ struct OutboundQueue {
             let left = first.used - headOffset
             if remaining >= left {
                 remaining -= left
-                chunks.removeFirst()
+                let drained = chunks.removeFirst()
+                if drained.storage.count == OutboundQueue.chunkSize {
+                    drained.used = 0
+                    spare = drained
+                }
                 headOffset = 0
             } else {
                 headOffset += remaining
