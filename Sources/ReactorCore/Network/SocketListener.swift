@@ -101,21 +101,11 @@ public final class SocketListener: Resource {
             let result = Syscall.run { accept4(fd.rawValue, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) }
             switch result {
             case .success(let raw):
-                if isPaused {
-                    isPaused = false
-                    retryDelay = .zero
-                    emit(.acceptResumed)
-                }
                 accepted(FileDescriptor(rawValue: raw), in: context, emit: emit)
             case .failure(.resourceTemporarilyUnavailable), .failure(.wouldBlock):
                 return .active
-            case .failure(.interrupted), .failure(.connectionAbort), .failure(.protocolError), .failure(.notPermitted):
-                continue  // the pending connection vanished (or a firewall refused it); try the next
-            case .failure(let errno) where [.tooManyOpenFiles, .tooManyOpenFilesInSystem, .noBufferSpace, .noMemory].contains(errno):
-                pause(ReactorError("accept", .named("\(localAddress)"), errno: errno), in: context, emit: emit)
-                return .active
             case .failure(let errno):
-                return .failed(ReactorError("accept", .named("\(localAddress)"), errno: errno))
+                if let status = acceptFailed(errno, in: context, emit: emit) { return status }
             }
         }
         return .active
@@ -154,18 +144,20 @@ public final class SocketListener: Resource {
             queueTransportWork()  // the kernel ended the multishot: start another (unless pausing)
         }
         guard completion.result < 0 else {
-            if isPaused {
-                isPaused = false
-                retryDelay = .zero
-                emit(.acceptResumed)
-            }
             accepted(FileDescriptor(rawValue: completion.result), in: context, emit: emit)
             return .active
         }
-        let errno = Errno(rawValue: -completion.result)
+        return acceptFailed(Errno(rawValue: -completion.result), in: context, emit: emit) ?? .active
+    }
+
+    /// What an accept's failure (by `accept4` or the transport) means: nil
+    /// when the pending connection vanished or a firewall refused it (try the
+    /// next), `.active` once out of descriptors (accepting paused, with a
+    /// back-off), `.failed` for anything else.
+    private func acceptFailed(_ errno: Errno, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus? {
         switch errno {
-        case .interrupted, .connectionAbort, .protocolError, .notPermitted, .resourceTemporarilyUnavailable, .canceled:
-            return .active
+        case .interrupted, .connectionAbort, .protocolError, .notPermitted, .canceled, .resourceTemporarilyUnavailable:
+            return nil
         case .tooManyOpenFiles, .tooManyOpenFilesInSystem, .noBufferSpace, .noMemory:
             pause(ReactorError("accept", .named("\(localAddress)"), errno: errno), in: context, emit: emit)
             return .active
@@ -175,6 +167,11 @@ public final class SocketListener: Resource {
     }
 
     private func accepted(_ fd: FileDescriptor, in context: Context, emit: (ResourceEvent) -> Void) {
+        if isPaused {
+            isPaused = false
+            retryDelay = .zero
+            emit(.acceptResumed)
+        }
         let stream = SocketStream(accepted: fd, family: localAddress.family, options: connectionOptions)
         if let tls {
             do {

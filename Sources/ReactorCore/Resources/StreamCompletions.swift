@@ -76,35 +76,25 @@ extension StreamResource {
         return false
     }
 
-    /// The queue, then `bytes`, straight to the descriptor; what it does not
-    /// take stays queued for the transport.
+    /// The queue, then `bytes`, straight to the descriptor, as over
+    /// readiness; what it does not take stays queued (and ``writeNow(_:)``'s
+    /// interest update queues the transport's send for it).
     private func writeThrough(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var result = IOResult.transferred(0)
         if !outbound.isEmpty {
             let before = outbound.byteCount
-            result = outbound.flush(to: fd, due: &dueCallbacks)
+            let result = outbound.flush(to: fd, due: &dueCallbacks)
             bytesOut &+= UInt64(before - outbound.byteCount)
             // Never inside the caller's write: callbacks run after its callback returns.
             for callback in dueCallbacks { owner?.runAfterCallback(callback) }
             dueCallbacks.removeAll(keepingCapacity: true)
+            if case .failed(let errno) = result {
+                writeFailed = true
+                outbound.append(bytes)  // kept, as over readiness
+                fail(ReactorError("write", .fd(fd.rawValue), errno: errno))
+                return false
+            }
         }
-        var sent = 0
-        if case .transferred = result, outbound.isEmpty {
-            result = Syscall.write(fd, from: bytes)
-            if case .transferred(let n) = result { sent = n }
-        }
-        if case .failed(let errno) = result {
-            writeFailed = true
-            outbound.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]))  // kept, as over readiness
-            fail(ReactorError("write", .fd(fd.rawValue), errno: errno))
-            return false
-        }
-        bytesOut &+= UInt64(sent)
-        guard sent < bytes.count || !outbound.isEmpty else { return true }
-        outbound.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]))
-        if outbound.byteCount > highWatermark { isAboveHighWatermark = true }
-        queueTransportWork()
-        return false
+        return writeNow(bytes)
     }
 
     /// Before the wait: start or cancel the receive as reading wants, and
@@ -169,11 +159,7 @@ extension StreamResource {
                          emit: (ResourceEvent) -> Void) -> ResourceStatus {
         if completion.result > 0 {
             defer { transport.release(completion) }
-            let bytes = transport.bytes(of: completion)
-            bytesIn &+= UInt64(bytes.count)
-            if let tls { return receivedCiphertext(tls, bytes, in: context, emit: emit) }
-            emit(.received(ReceivedBytes(bytes)))
-            return .active
+            return deliverReceived(transport.bytes(of: completion), in: context, emit: emit)
         }
         if completion.hasBuffer { transport.release(completion) }
         requests.readFinished = true
@@ -212,12 +198,7 @@ extension StreamResource {
         if !requests.overflow.isEmpty {
             let bytes = requests.overflow
             requests.overflow = []
-            bytesIn &+= UInt64(bytes.count)
-            let status = bytes.withUnsafeBytes { bytes in
-                if let tls { return receivedCiphertext(tls, bytes, in: context, emit: emit) }
-                emit(.received(ReceivedBytes(bytes)))
-                return .active
-            }
+            let status = bytes.withUnsafeBytes { deliverReceived($0, in: context, emit: emit) }
             if case .active = status {} else { return status }
         }
         while isReading, isRegistered, !requests.held.isEmpty {

@@ -106,6 +106,13 @@ open class StreamResource: Resource {
     func rawWrite(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !isClosed, !writeFailed else { return false }
         if transport != nil { return queueForTransport(bytes) }
+        return writeNow(bytes)
+    }
+
+    /// The readiness write: straight to the kernel when nothing is queued,
+    /// the rest (or everything, behind queued bytes) into the queue.
+    @inline(__always)
+    final func writeNow(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if outbound.isEmpty && !awaitingWritability {
             switch Syscall.write(fd, from: bytes) {
             case .transferred(let n) where n == bytes.count:
@@ -269,11 +276,7 @@ open class StreamResource: Resource {
         // peer from starving the others.
         switch Syscall.read(fd, into: context.readBuffer) {
         case .transferred(let n):
-            bytesIn &+= UInt64(n)
-            let bytes = UnsafeRawBufferPointer(rebasing: context.readBuffer[..<n])
-            if let tls { return receivedCiphertext(tls, bytes, in: context, emit: emit) }
-            emit(.received(ReceivedBytes(bytes)))
-            return .active
+            return deliverReceived(UnsafeRawBufferPointer(rebasing: context.readBuffer[..<n]), in: context, emit: emit)
         case .endOfFile:
             if let tls { return receivedEndOfTransport(tls, readiness: readiness, in: context, emit: emit) }
             return readEndOfFile(readiness, emit: emit)
@@ -282,6 +285,16 @@ open class StreamResource: Resource {
         case .failed(let errno):
             return .failed(ReactorError("read", .fd(fd.rawValue), errno: errno))
         }
+    }
+
+    /// Bytes that arrived (by a read or a transport's completion), to the
+    /// handler: decrypted first over TLS.
+    @inline(__always)
+    final func deliverReceived(_ bytes: UnsafeRawBufferPointer, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        bytesIn &+= UInt64(bytes.count)
+        if let tls { return receivedCiphertext(tls, bytes, in: context, emit: emit) }
+        emit(.received(ReceivedBytes(bytes)))
+        return .active
     }
 
     /// Writes queued bytes; returns a status when the stream is finished.
