@@ -19,14 +19,15 @@ public final class EpollPoller: Poller {
 
     private let epfd: Int32
     public let waker: EventfdWaker
+    // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
     /// Per descriptor number: the registered interest, plus one, or 0 when not
     /// registered. Descriptor numbers are dense, so an array beats a dictionary.
-    private var registered: [UInt8] = []
+    @exclusivity(unchecked) private var registered: [UInt8] = []
     /// Per descriptor number: the token of its registration. epoll carries the
     /// descriptor number, not the token, so that `wait` also finds the
     /// interest: under read interest a hangup or error must come with
     /// `.readable`, and epoll reports a pipe's `EPOLLHUP` without `EPOLLIN`.
-    private var tokens: [UInt64] = []
+    @exclusivity(unchecked) private var tokens: [UInt64] = []
     /// epoll_wait's output buffer, reused; doubled when a wait fills it.
     private var buffer: UnsafeMutableBufferPointer<epoll_event>
 

@@ -26,9 +26,10 @@ public final class LibevPoller: Poller {
     /// Owns the loop, so a Controller that outlives the poller can still wake safely.
     public let waker: LibevWaker
     private var loop: OpaquePointer { waker.loop }
+    // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
     /// Descriptor number → its watcher (allocated: libev keeps the address).
-    private var watchers: [UnsafeMutablePointer<ev_io>?] = []
-    private var interests: [Interest] = []
+    @exclusivity(unchecked) private var watchers: [UnsafeMutablePointer<ev_io>?] = []
+    @exclusivity(unchecked) private var interests: [Interest] = []
     private let timeoutTimer: UnsafeMutablePointer<ev_timer>
 
     // Filled by the C callbacks during `ev_run`.

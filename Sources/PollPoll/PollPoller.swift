@@ -18,13 +18,14 @@ public final class PollPoller: Poller {
     public static let name = "poll"
 
     public let waker: PipeWaker
+    // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
     /// Entry 0 is the waker's read end; entries 1... are registrations.
-    private var pollfds: [pollfd]
+    @exclusivity(unchecked) private var pollfds: [pollfd]
     /// Parallel to `pollfds`: the token and the real descriptor of each entry.
-    private var tokens: [UInt64]
-    private var descriptors: [Int32]
+    @exclusivity(unchecked) private var tokens: [UInt64]
+    @exclusivity(unchecked) private var descriptors: [Int32]
     /// Descriptor number → position in `pollfds`, or -1.
-    private var positions: [Int32] = []
+    @exclusivity(unchecked) private var positions: [Int32] = []
 
     public init() throws(ReactorError) {
         waker = try PipeWaker()

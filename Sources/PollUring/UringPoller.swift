@@ -94,19 +94,20 @@ public final class UringPoller: Poller {
         /// The send slot in flight, or -1.
         var sendSlot: Int32 = -1
     }
-    var table: [Registration] = []
+    // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
+    @exclusivity(unchecked) var table: [Registration] = []
     /// Descriptors to arm at the start of the next wait.
-    private var toArm: [Int32] = []
-    private var wakerArmed = false
+    @exclusivity(unchecked) private var toArm: [Int32] = []
+    @exclusivity(unchecked) private var wakerArmed = false
     /// The ring was created disabled (SINGLE_ISSUER): the first wait enables it.
     private var waitsToEnable = false
     let batch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
     static let batchSize: UInt32 = 256
 
     /// The stream side (completion mode): buffers, sends, completions.
-    var buffers: UringBufferRing?
-    var sends = UringSendSlots()
-    var completions: [StreamCompletion] = []
+    @exclusivity(unchecked) var buffers: UringBufferRing?
+    @exclusivity(unchecked) var sends = UringSendSlots()
+    @exclusivity(unchecked) var completions: [StreamCompletion] = []
 
     // user_data: kind in bits 60-63, generation in 32-59, descriptor (or slot) in 0-31.
     static let kindShift: UInt64 = 60

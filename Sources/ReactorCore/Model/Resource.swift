@@ -18,32 +18,33 @@ open class Resource {
     /// The descriptor this resource owns. It is closed exactly once: by the
     /// runtime after destruction, or by `deinit` if never registered.
     public let fd: FileDescriptor
+    // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
     /// The id given at its latest registration; nil before the first. It
     /// stays set after the resource is removed (ids are never reused, so a
     /// stale id finds nothing), so a disconnect handler can still say which
     /// connection it was.
-    public internal(set) final var id: ResourceID?
+    @exclusivity(unchecked) public internal(set) final var id: ResourceID?
     /// What this resource wants to hear about. Change it with ``setInterest(_:)``.
-    public internal(set) final var interest: Interest
+    @exclusivity(unchecked) public internal(set) final var interest: Interest
     /// The interest the poller holds for it; differs from ``interest`` while
     /// a change waits to be applied before the next wait.
-    @usableFromInline final var registeredInterest: Interest = .none
+    @exclusivity(unchecked) @usableFromInline final var registeredInterest: Interest = .none
     /// True while this resource is in its runtime's list of interest changes.
-    @usableFromInline final var interestChangePending = false
+    @exclusivity(unchecked) @usableFromInline final var interestChangePending = false
     /// The runtime state this resource is registered with.
     @usableFromInline final unowned(unsafe) var owner: Context?
     /// Set once the descriptor is closed.
-    public private(set) final var isClosed = false
+    @exclusivity(unchecked) public private(set) final var isClosed = false
     /// Bytes this resource has read (streams and datagram sockets count
     /// them; for introspection such as an HTTP `/stats` page).
-    public internal(set) final var bytesIn: UInt64 = 0
+    @exclusivity(unchecked) public internal(set) final var bytesIn: UInt64 = 0
     /// Bytes this resource has written.
-    public internal(set) final var bytesOut: UInt64 = 0
+    @exclusivity(unchecked) public internal(set) final var bytesOut: UInt64 = 0
     /// Set when the resource was closed or ended: its descriptor closes
     /// after the current batch, and nothing more may be written to it.
-    public internal(set) final var isClosing = false
+    @exclusivity(unchecked) public internal(set) final var isClosing = false
     /// Where this resource's events go: its handler, typed (see ``handler``).
-    @usableFromInline final var route: HandlerRoute?
+    @exclusivity(unchecked) @usableFromInline final var route: HandlerRoute?
 
     /// Who hears this resource's events and its disconnect: this handler when
     /// set, the runtime's ``Service`` otherwise. Lets one runtime serve many
@@ -177,10 +178,10 @@ open class Resource {
     /// The poller watches nothing for this resource (its interest is
     /// registered as `.none`): its bytes move through the transport, and
     /// ``interest`` only says what it wants, for introspection.
-    @usableFromInline final var watchesNothing = false
+    @exclusivity(unchecked) @usableFromInline final var watchesNothing = false
 
     /// True while the resource is in its runtime's list for the next submission.
-    final var transportWorkQueued = false
+    @exclusivity(unchecked) final var transportWorkQueued = false
 
     /// Puts the resource in its runtime's list for the next submission (once a turn).
     final func queueTransportWork() {

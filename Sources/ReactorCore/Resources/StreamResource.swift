@@ -27,15 +27,16 @@ import SystemPackage
 /// ``allowsRemoteHalfClosure`` (SwiftNIO's `allowRemoteHalfClosure`): it then
 /// stays open for writing after `.readClosed` until its handler closes it.
 open class StreamResource: Resource {
-    var outbound = OutboundQueue()
+    // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
+    @exclusivity(unchecked) var outbound = OutboundQueue()
     /// Whether the Service wants reads; kept apart from write interest, which
     /// the queue manages.
-    public private(set) var isReading = true
+    @exclusivity(unchecked) public private(set) var isReading = true
     /// Close once the queue drains (set by ``closeWhenFlushed()``).
-    var closeAfterFlush = false
+    @exclusivity(unchecked) var closeAfterFlush = false
     /// End (with a disconnect notice) once the queue drains: the peer's end
     /// of file on a stream that does not allow half-closure.
-    var endAfterFlush = false
+    @exclusivity(unchecked) var endAfterFlush = false
     /// Whether the peer's end of file leaves this stream open for writing
     /// (true) or closes it once its queue drains (false, the default). For
     /// sockets it comes from ``StreamOptions/allowRemoteHalfClosure``; a
@@ -43,21 +44,26 @@ open class StreamResource: Resource {
     public var allowsRemoteHalfClosure = false
     /// True while writes must queue without trying the descriptor (a TCP
     /// connect in progress); the stream then keeps write interest.
-    var awaitingWritability = false
+    @exclusivity(unchecked) var awaitingWritability = false
     /// Set once a write failed: later writes are refused, not retried.
-    var writeFailed = false
+    @exclusivity(unchecked) var writeFailed = false
     /// Bytes handed back by ``pushBack(_:)``, delivered before the next read.
-    var pushedBack: [UInt8] = []
+    @exclusivity(unchecked) var pushedBack: [UInt8] = []
     /// Callbacks due after a flush, run once the queue is consistent; reused.
-    var dueCallbacks: [() -> Void] = []
+    @exclusivity(unchecked) var dueCallbacks: [() -> Void] = []
     /// TLS between the API and the descriptor, when the stream has it.
-    var tls: StreamTLS?
+    @exclusivity(unchecked) var tls: StreamTLS?
     /// The backend's own stream I/O, when it has one (see
     /// StreamCompletions.swift): then reads and writes are requests to it,
     /// and the poller watches nothing for this stream.
-    var transport: (any StreamTransport)?
+    ///
+    /// Not retained: the transport is the runtime's poller, which the
+    /// context holds for as long as this stream is registered, and the
+    /// reference is cleared at deregistration. Loading a strong existential
+    /// retained and released it on every request and completion.
+    @exclusivity(unchecked) unowned(unsafe) var transport: (any StreamTransport)?
     /// Where the stream's requests to its transport stand.
-    var requests = TransportRequests()
+    @exclusivity(unchecked) var requests = TransportRequests()
 
     /// Queued bytes above which ``isAboveHighWatermark`` turns true.
     public var highWatermark = 1 << 20
@@ -66,7 +72,7 @@ open class StreamResource: Resource {
     public var lowWatermark = 256 << 10
     /// True from when the queue grows past ``highWatermark`` until it drains
     /// to ``lowWatermark``: the producer should pause (back-pressure).
-    public internal(set) var isAboveHighWatermark = false
+    @exclusivity(unchecked) public internal(set) var isAboveHighWatermark = false
 
     /// Adopts `fd` (non-blocking) as a stream, reading from the start unless `reading` is false.
     public init(fd: FileDescriptor, reading: Bool = true) {

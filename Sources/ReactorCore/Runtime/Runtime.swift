@@ -34,8 +34,9 @@ public final class Runtime<P: Poller, S: Service> {
 
     @usableFromInline let poller: P
     @usableFromInline let options: RuntimeOptions
-    @usableFromInline var events: [PollEvent] = []
-    @usableFromInline var commandBatch = Deque<Controller<S.Command>.Message>()
+    // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
+    @exclusivity(unchecked) @usableFromInline var events: [PollEvent] = []
+    @exclusivity(unchecked) @usableFromInline var commandBatch = Deque<Controller<S.Command>.Message>()
     @usableFromInline var hasRun = false
 
     /// Creates a runtime around an existing poller.
