@@ -34,11 +34,6 @@ struct OutboundQueue {
 
     /// Holds at most one empty chunk, and only while `byteCount` is 0.
     private var chunks = Deque<Chunk>()
-    /// The last standard-size chunk that drained, kept for the next write:
-    /// a stream whose every reply is queued (over a completion transport,
-    /// where writes wait for the send) would otherwise allocate and free a
-    /// chunk per reply (measured: one malloc per echo round trip on uring).
-    private var spare: Chunk?
     /// Bytes of `chunks.first` already written.
     private var headOffset = 0
     private(set) var byteCount = 0
@@ -54,13 +49,7 @@ struct OutboundQueue {
         if let last = chunks.last, last.spare >= bytes.count {
             last.append(bytes)
         } else {
-            let chunk: Chunk
-            if bytes.count <= OutboundQueue.chunkSize, let reused = spare {
-                spare = nil
-                chunk = reused
-            } else {
-                chunk = Chunk(capacity: max(bytes.count, OutboundQueue.chunkSize))
-            }
+            let chunk = Chunk(capacity: max(bytes.count, OutboundQueue.chunkSize))
             chunk.append(bytes)
             chunks.append(chunk)
         }
@@ -135,18 +124,15 @@ struct OutboundQueue {
                 if chunks.count == 1 && first.storage.count == OutboundQueue.chunkSize {
                     // The queue is empty: its one chunk stays, emptied, for
                     // the next write. A stream that queues every reply (over
-                    // a completion transport) would otherwise move a chunk in
-                    // and out of the deque per reply (measured: the retains
-                    // and releases were the largest user-space cost of an
-                    // echo round trip on uring).
+                    // a completion transport) would otherwise allocate a
+                    // chunk per reply (measured: one malloc per echo round
+                    // trip on uring) or, kept aside, move it in and out of the
+                    // deque (its retains and releases were the largest
+                    // user-space cost of that round trip).
                     first.used = 0
                     break
                 }
-                let drained = chunks.removeFirst()
-                if drained.storage.count == OutboundQueue.chunkSize {
-                    drained.used = 0
-                    spare = drained
-                }
+                chunks.removeFirst()
             } else {
                 headOffset += remaining
                 remaining = 0
