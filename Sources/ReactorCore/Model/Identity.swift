@@ -9,8 +9,8 @@ public struct ResourceID: Hashable, Sendable, Comparable, CustomStringConvertibl
     /// Rebuilds an id from its raw value (a poller token, say).
     @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
 
-    @usableFromInline static let slotBits: UInt64 = 24
-    @usableFromInline static let slotMask: UInt64 = (1 << slotBits) - 1
+    @inlinable static var slotBits: UInt64 { 24 }  // computed: a constant in other modules' specialised loops
+    @inlinable static var slotMask: UInt64 { (1 << slotBits) - 1 }
     /// The largest number of resources one runtime holds at once.
     public static let maximumSlots = Int(slotMask) + 1
 

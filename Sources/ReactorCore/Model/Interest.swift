@@ -1,19 +1,25 @@
+// Interest and Readiness are `@frozen` with computed `@inlinable` members
+// rather than `static let`s: a stored static is a lazily initialised global,
+// and the backends (other modules) reached each one through an accessor call
+// — seven calls per echo round trip on epoll, 3% of its instructions
+// (callgrind). As constants they fold into the bit tests.
+
 /// What a resource wants to hear about from the poller.
 ///
 /// `.none` parks a descriptor: it stays registered, but the backend reports
 /// nothing for it (not even hangup or error) until the interest changes.
-public struct Interest: OptionSet, Sendable, Hashable, CustomStringConvertible {
+@frozen public struct Interest: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// Nothing: the descriptor stays registered but is parked (no events at all).
-    public static let none: Interest = []
+    @inlinable public static var none: Interest { [] }
     /// Readability: data, a pending connection, end of file or an error.
-    public static let read = Interest(rawValue: 1)
+    @inlinable public static var read: Interest { Interest(rawValue: 1) }
     /// Writability: the kernel would take more bytes.
-    public static let write = Interest(rawValue: 2)
+    @inlinable public static var write: Interest { Interest(rawValue: 2) }
     /// Readability and writability.
-    public static let both: Interest = [.read, .write]
+    @inlinable public static var both: Interest { [.read, .write] }
 
     public var description: String {
         switch self {
@@ -26,20 +32,20 @@ public struct Interest: OptionSet, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// What the poller found ready on a descriptor.
-public struct Readiness: OptionSet, Sendable, Hashable, CustomStringConvertible {
+@frozen public struct Readiness: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// A read would not block (data, a pending connection, or end of file).
-    public static let readable = Readiness(rawValue: 1)
+    @inlinable public static var readable: Readiness { Readiness(rawValue: 1) }
     /// A write would not block.
-    public static let writable = Readiness(rawValue: 2)
+    @inlinable public static var writable: Readiness { Readiness(rawValue: 2) }
     /// The descriptor has an error pending (for sockets, read it with `SO_ERROR`).
-    public static let error = Readiness(rawValue: 4)
+    @inlinable public static var error: Readiness { Readiness(rawValue: 4) }
     /// Both directions are closed (`POLLHUP`): the peer is gone.
-    public static let hangup = Readiness(rawValue: 8)
+    @inlinable public static var hangup: Readiness { Readiness(rawValue: 8) }
     /// The peer shut down its writing side (`POLLRDHUP`): reads will reach end of file.
-    public static let readClosed = Readiness(rawValue: 16)
+    @inlinable public static var readClosed: Readiness { Readiness(rawValue: 16) }
 
     public var description: String {
         var names: [String] = []
@@ -59,7 +65,7 @@ public struct Token: Hashable, Sendable, CustomStringConvertible {
     /// The value handed back with each event.
     public var rawValue: UInt64
     /// A token carrying `rawValue`.
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
     public var description: String { "token \(rawValue)" }
 }
 
@@ -70,7 +76,7 @@ public struct PollEvent: Sendable, Hashable {
     /// What is ready, normalised to the registration's interest (see the ``Poller`` contract).
     public var readiness: Readiness
     /// An event for `token`.
-    public init(token: Token, readiness: Readiness) {
+    @inlinable public init(token: Token, readiness: Readiness) {
         self.token = token
         self.readiness = readiness
     }

@@ -61,7 +61,13 @@ open class StreamResource: Resource {
     /// context holds for as long as this stream is registered, and the
     /// reference is cleared at deregistration. Loading a strong existential
     /// retained and released it on every request and completion.
-    @exclusivity(unchecked) unowned(unsafe) var transport: (any StreamTransport)?
+    @exclusivity(unchecked) unowned(unsafe) var transport: (any StreamTransport)? {
+        didSet { onTransport = transport != nil }
+    }
+    /// `transport != nil`, stored: loading even an unowned(unsafe)
+    /// reference to test it retains and releases it, and the readiness
+    /// path asks on every read and write (callgrind).
+    @exclusivity(unchecked) final var onTransport = false
     /// Where the stream's requests to its transport stand.
     @exclusivity(unchecked) var requests = TransportRequests()
 
@@ -111,7 +117,7 @@ open class StreamResource: Resource {
     /// under TLS), straight to the kernel when nothing is queued.
     func rawWrite(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !isClosed, !writeFailed else { return false }
-        if transport != nil { return queueForTransport(bytes) }
+        if onTransport { return queueForTransport(bytes) }
         return writeNow(bytes)
     }
 
@@ -213,7 +219,7 @@ open class StreamResource: Resource {
     public func setReading(_ on: Bool) {
         isReading = on
         // Bytes the transport delivered while reading was off go first.
-        if on, transport != nil, !requests.held.isEmpty || !requests.overflow.isEmpty { owner?.redeliver(self) }
+        if on, onTransport, !requests.held.isEmpty || !requests.overflow.isEmpty { owner?.redeliver(self) }
         updateInterest()
     }
 
@@ -260,7 +266,7 @@ open class StreamResource: Resource {
 
     open override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         // Over a transport the only readiness is the runtime's redelivery of bytes kept back.
-        if let transport { return deliverKept(transport, in: context, emit: emit) }
+        if onTransport, let transport { return deliverKept(transport, in: context, emit: emit) }
         if readiness.contains(.writable), !outbound.isEmpty {
             if let status = flush(in: context, emit: emit) { return status }
         }
@@ -349,7 +355,7 @@ open class StreamResource: Resource {
     func updateInterest() {
         var wanted: Interest = isReading ? .read : .none
         if !outbound.isEmpty || awaitingWritability { wanted.insert(.write) }
-        if transport != nil {
+        if onTransport {
             interest = wanted  // what it wants, for introspection; the transport acts on it
             return queueTransportWork()
         }

@@ -147,7 +147,7 @@ public final class Context {
     /// descriptor, e.g. `register(fd 12): EBADF (Bad file descriptor)`.
     @discardableResult
     public func register(_ resource: Resource) throws(ReactorError) -> ResourceID {
-        guard resource.owner == nil else {
+        guard !resource.isRegistered else {
             throw ReactorError("register", .fd(resource.fd.rawValue), detail: "the resource is already registered as \(resource.id!)")
         }
         guard !resource.isClosed else {
@@ -206,7 +206,7 @@ public final class Context {
     /// Ends a resource at its handler's request (``Resource/close()``): no
     /// further events, descriptor closed after the current batch, no notice.
     func destroy(_ resource: Resource) {
-        guard resource.owner === self else { return }
+        guard resource.isOwned(by: self) else { return }
         remove(resource)
         resource.isClosing = true
         closing.append(resource)
@@ -217,7 +217,7 @@ public final class Context {
     /// when it was not registered here.
     @discardableResult
     public func deregister(_ resource: Resource) -> Bool {
-        guard resource.owner === self else { return false }
+        guard resource.isOwned(by: self) else { return false }
         remove(resource)
         return true
     }
@@ -281,7 +281,7 @@ public final class Context {
     /// Returns nil when the resource is not registered.
     @discardableResult
     public func schedule(after delay: Duration, repeating interval: Duration? = nil, for resource: Resource) -> TimerID? {
-        guard let id = resource.id, resource.owner === self else { return nil }
+        guard let id = resource.id, resource.isOwned(by: self) else { return nil }
         let clamped = interval.map { max($0, .microseconds(1)) }
         return timers.schedule(at: MonotonicInstant.now().advanced(by: delay), repeating: clamped, owner: id)
     }
@@ -297,7 +297,7 @@ public final class Context {
     /// stream pushed back (``StreamResource/pushBack(_:)``), which must be
     /// delivered again without waiting for the peer to send more.
     public func redeliver(_ resource: Resource) {
-        guard let id = resource.id, resource.owner === self else { return }
+        guard let id = resource.id, resource.isOwned(by: self) else { return }
         redeliveries.append(id)
     }
 
@@ -318,7 +318,7 @@ public final class Context {
     /// Takes a resource out of the table and the poller.
     @usableFromInline
     func remove(_ resource: Resource) {
-        guard let id = resource.id, resource.owner === self else { return }
+        guard let id = resource.id, resource.isOwned(by: self) else { return }
         do {
             try registrar.deregister(resource.fd)
         } catch {
@@ -337,7 +337,7 @@ public final class Context {
     /// and queue the hand-back notice for its handler.
     @usableFromInline
     func end(_ resource: Resource, reason: DisconnectReason) {
-        guard resource.owner === self else { return }
+        guard resource.isOwned(by: self) else { return }
         remove(resource)
         resource.isClosing = true
         closing.append(resource)

@@ -175,7 +175,7 @@ public final class Runtime<P: Poller, S: Service> {
     @inlinable @inline(__always)
     func deliver(_ event: ResourceEvent, from resource: Resource, id: ResourceID) {
         // The handler may close the resource in an earlier emit of this same call.
-        guard resource.owner === context, resource.id == id else { return }
+        guard resource.isOwned(by: context), resource.id == id else { return }
         if let route = resource.route {
             route.deliver(event, on: resource, context: context)
         } else {
