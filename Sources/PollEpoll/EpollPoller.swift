@@ -36,6 +36,7 @@ public final class EpollPoller: Poller {
     private static let wakerToken = UInt64.max
 
     public init() throws(ReactorError) {
+        precondition(EpollPoller.bitLayoutHolds, "this platform's EPOLL* values differ from Linux's; readiness(_:) must change")
         epfd = try Syscall.check("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         do {
             waker = try EventfdWaker()
@@ -129,16 +130,21 @@ public final class EpollPoller: Poller {
 
     // MARK: Helpers
 
+    /// epoll's bits as Readiness, by shifts rather than five tests: the
+    /// branches were a third of `wait`'s instructions per event (callgrind).
+    /// Linux's values are fixed by its ABI — EPOLLIN 0x1, EPOLLOUT 0x4,
+    /// EPOLLERR 0x8, EPOLLHUP 0x10, EPOLLRDHUP 0x2000 — and Readiness's are
+    /// 1, 2, 4, 8, 16, so OUT/ERR/HUP shift down by one and RDHUP by nine;
+    /// `init` checks the constants once.
     @inline(__always)
     private static func readiness(_ bits: UInt32) -> Readiness {
-        var readiness: Readiness = []
-        if bits & EPOLLIN.rawValue != 0 { readiness.insert(.readable) }
-        if bits & EPOLLOUT.rawValue != 0 { readiness.insert(.writable) }
-        if bits & EPOLLERR.rawValue != 0 { readiness.insert(.error) }
-        if bits & EPOLLHUP.rawValue != 0 { readiness.insert(.hangup) }
-        if bits & EPOLLRDHUP.rawValue != 0 { readiness.insert(.readClosed) }
-        return readiness
+        Readiness(rawValue: UInt8(truncatingIfNeeded: (bits & 0x1) | ((bits >> 1) & 0xE) | ((bits >> 9) & 0x10)))
     }
+
+    /// The bit layout `readiness(_:)` relies on.
+    private static let bitLayoutHolds: Bool =
+        EPOLLIN.rawValue == 0x1 && EPOLLOUT.rawValue == 0x4 && EPOLLERR.rawValue == 0x8
+        && EPOLLHUP.rawValue == 0x10 && EPOLLRDHUP.rawValue == 0x2000
 
     private func control(_ op: Int32, _ fd: FileDescriptor, token: Token, interest: Interest, operation: String) throws(ReactorError) {
         var event = epoll_event()

@@ -33,16 +33,18 @@ public final class LibevPoller: Poller {
     private let timeoutTimer: UnsafeMutablePointer<ev_timer>
 
     // Filled by the C callbacks during `ev_run`.
-    fileprivate var collected: [(fd: Int32, token: UInt64, revents: Int32)] = []
-    fileprivate var timedOut = false
-    fileprivate var woken = false
-    private var probe: [pollfd] = []
+    @exclusivity(unchecked) fileprivate var collected: [(fd: Int32, token: UInt64, revents: Int32)] = []
+    @exclusivity(unchecked) fileprivate var timedOut = false
+    @exclusivity(unchecked) fileprivate var woken = false
+    /// poll(2)'s array for `classify`, reused and grown to the largest batch
+    /// (an array's append checked uniqueness for every event).
+    private var probe: UnsafeMutableBufferPointer<pollfd> = .allocate(capacity: 256)
 
     public init() throws(ReactorError) {
         waker = try LibevWaker()
         timeoutTimer = .allocate(capacity: 1)
         reactor_ev_timer_init(timeoutTimer, { loop, _, _ in
-            LibevPoller.from(loop).timedOut = true
+            LibevPoller.with(loop) { $0.timedOut = true }
         }, 0)
         // Sound: the loop is only run inside `wait`, on this poller's thread,
         // while `self` is alive; callbacks read the pointer back unretained.
@@ -53,6 +55,7 @@ public final class LibevPoller: Poller {
     deinit {
         if reactor_ev_is_active(timeoutTimer) != 0 { ev_timer_stop(loop, timeoutTimer) }
         timeoutTimer.deallocate()
+        probe.deallocate()
         for watcher in watchers {
             guard let watcher else { continue }
             if reactor_ev_is_active(watcher) != 0 { ev_io_stop(loop, watcher) }
@@ -61,8 +64,13 @@ public final class LibevPoller: Poller {
         ev_set_userdata(loop, nil)
     }
 
-    fileprivate static func from(_ loop: OpaquePointer?) -> LibevPoller {
-        Unmanaged<LibevPoller>.fromOpaque(ev_userdata(loop)!).takeUnretainedValue()
+    /// Runs `body` on the poller whose loop called back, without retaining
+    /// it: a callback runs inside `wait`, whose `self` keeps the poller
+    /// alive. (Taking the reference as a strong one retained and released
+    /// it, and checked exclusive access, for every event: callgrind.)
+    @inline(__always)
+    fileprivate static func with(_ loop: OpaquePointer?, _ body: (LibevPoller) -> Void) {
+        Unmanaged<LibevPoller>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef(body)
     }
 
     public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
@@ -73,7 +81,7 @@ public final class LibevPoller: Poller {
         reactor_ev_io_init(watcher, { loop, watcher, revents in
             guard let watcher else { return }
             let token = UInt64(UInt(bitPattern: watcher.pointee.data))
-            LibevPoller.from(loop).collected.append((watcher.pointee.fd, token, revents))
+            LibevPoller.with(loop) { $0.collected.append((watcher.pointee.fd, token, revents)) }
         }, fd.rawValue, LibevPoller.events(interest))
         // The token rides in the watcher's `data` pointer: tokens, not pointers.
         watcher.pointee.data = UnsafeMutableRawPointer(bitPattern: UInt(token.rawValue))
@@ -142,15 +150,18 @@ public final class LibevPoller: Poller {
     /// Turns libev's revents into Readiness, adding what libev leaves out
     /// (hangup, error, read-closed) from one zero-timeout poll(2) over the batch.
     private func classify(into events: inout [PollEvent]) {
-        probe.removeAll(keepingCapacity: true)
-        for entry in collected {
+        if collected.count > probe.count {
+            probe.deallocate()
+            probe = .allocate(capacity: collected.count)
+        }
+        for (index, entry) in collected.enumerated() {
             let interest = interests[Int(entry.fd)]
             var mask: Int16 = 0
             if interest.contains(.read) { mask |= Int16(POLLIN) | reactor_POLLRDHUP }
             if interest.contains(.write) { mask |= Int16(POLLOUT) }
-            probe.append(pollfd(fd: entry.fd, events: mask, revents: 0))
+            probe[index] = pollfd(fd: entry.fd, events: mask, revents: 0)
         }
-        _ = probe.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), 0) }
+        _ = poll(probe.baseAddress, nfds_t(collected.count), 0)
         for (index, entry) in collected.enumerated() {
             var readiness: Readiness = []
             if entry.revents & Int32(EV_READ) != 0 { readiness.insert(.readable) }
@@ -197,7 +208,7 @@ public final class LibevWaker: PollerWaker, @unchecked Sendable {
 
     /// Arms the async watcher; called once the poller is the loop's userdata.
     fileprivate func start() {
-        reactor_ev_async_init(async, { loop, _, _ in LibevPoller.from(loop).woken = true })
+        reactor_ev_async_init(async, { loop, _, _ in LibevPoller.with(loop) { $0.woken = true } })
         ev_async_start(loop, async)
     }
 
