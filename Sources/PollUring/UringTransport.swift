@@ -261,17 +261,18 @@ extension UringPoller: StreamTransport {
         sends.slots[Int(slot)].index = fd.rawValue
         sends.slots[Int(slot)].epoch = table[index].epoch
         table[index].sendSlot = slot
-        let entry = sends.slots[Int(slot)]
-        let count = gather(UnsafeMutableBufferPointer(start: entry.iov, count: UringSendSlots.vectors))
+        // The two pointers, not the slot: copying the slot retained its owner.
+        let iov = sends.slots[Int(slot)].iov, header = sends.slots[Int(slot)].header
+        let count = gather(UnsafeMutableBufferPointer(start: iov, count: UringSendSlots.vectors))
         let sqe = nextSQE()
         if count == 1 {
-            io_uring_prep_send(sqe, fd.rawValue, entry.iov.pointee.iov_base, entry.iov.pointee.iov_len, Int32(MSG_NOSIGNAL))
+            io_uring_prep_send(sqe, fd.rawValue, iov.pointee.iov_base, iov.pointee.iov_len, Int32(MSG_NOSIGNAL))
         } else {
             // Sound: the header and vectors live in the slot until this send's completion frees it.
-            entry.header.pointee = msghdr()
-            entry.header.pointee.msg_iov = entry.iov
-            entry.header.pointee.msg_iovlen = count
-            io_uring_prep_sendmsg(sqe, fd.rawValue, entry.header, UInt32(MSG_NOSIGNAL))
+            header.pointee = msghdr()
+            header.pointee.msg_iov = iov
+            header.pointee.msg_iovlen = count
+            io_uring_prep_sendmsg(sqe, fd.rawValue, header, UInt32(MSG_NOSIGNAL))
         }
         io_uring_sqe_set_data64(sqe, UringPoller.kindSend | UInt64(UInt32(slot)))
     }

@@ -171,7 +171,7 @@ open class Resource {
     final func applyInterest(_ newInterest: Interest) {
         guard newInterest != interest else { return }
         interest = newInterest
-        owner?.interestChanged(self)
+        ownerReference?._withUnsafeGuaranteedRef { $0.interestChanged(self) }
     }
 
     // MARK: The completion path (StreamTransport)
@@ -188,7 +188,9 @@ open class Resource {
     func releaseTransport() {}
 
     /// Hands the transport the requests this resource queued during the turn.
-    @usableFromInline func submitTransportRequests() {}
+    /// The runtime passes its transport and context in: loaded from the
+    /// resource, each was a retain and a release per request (callgrind).
+    @usableFromInline func submitTransportRequests(_ transport: any StreamTransport, in context: Context) {}
 
     /// The poller watches nothing for this resource (its interest is
     /// registered as `.none`): its bytes move through the transport, and
@@ -200,16 +202,17 @@ open class Resource {
 
     /// Puts the resource in its runtime's list for the next submission (once a turn).
     final func queueTransportWork() {
-        guard !transportWorkQueued, let owner, let id else { return }
+        guard !transportWorkQueued, let id, let ownerReference else { return }
         transportWorkQueued = true
-        owner.transportWork.append(id)
+        // Unretained: the context outlives every resource registered with it.
+        ownerReference._withUnsafeGuaranteedRef { $0.transportWork.append(id) }
     }
 
     /// A request of this resource finished.
     @usableFromInline
-    func transportCompleted(_ completion: StreamCompletion, in context: Context,
+    func transportCompleted(_ completion: StreamCompletion, via transport: any StreamTransport, in context: Context,
                             emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        if completion.hasBuffer { context.transport?.release(completion) }
+        if completion.hasBuffer { transport.release(completion) }
         return .active
     }
 

@@ -128,17 +128,17 @@ public final class SocketListener: Resource {
     }
 
     /// Starts the multishot accept unless one runs or a back-off waits.
-    override func submitTransportRequests() {
-        guard let transport, isRegistered, !accepting, retryTimer == nil else { return }
+    override func submitTransportRequests(_ transport: any StreamTransport, in context: Context) {
+        guard self.transport != nil, isRegistered, !accepting, retryTimer == nil else { return }
         accepting = true
         transport.startAccepting(fd)
     }
 
     /// A connection the transport accepted, or why its accept ended; the
     /// same outcomes as `accept4`'s, with the same pause on EMFILE/ENFILE.
-    override func transportCompleted(_ completion: StreamCompletion, in context: Context,
+    override func transportCompleted(_ completion: StreamCompletion, via transport: any StreamTransport, in context: Context,
                                      emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        guard completion.kind == .accepted else { return super.transportCompleted(completion, in: context, emit: emit) }
+        guard completion.kind == .accepted else { return super.transportCompleted(completion, via: transport, in: context, emit: emit) }
         if !completion.continues {
             accepting = false
             queueTransportWork()  // the kernel ended the multishot: start another (unless pausing)

@@ -99,8 +99,8 @@ extension StreamResource {
 
     /// Before the wait: start or cancel the receive as reading wants, and
     /// send what is queued when no send is in flight.
-    func submitStreamRequests() {
-        guard let transport, let owner, isRegistered else { return }
+    func submitStreamRequests(_ transport: any StreamTransport, in context: Context) {
+        guard onTransport, isRegistered else { return }
         let wantsReceive = isReading && !requests.readFinished && requests.held.isEmpty && requests.overflow.isEmpty
             && pushedBack.isEmpty
         if wantsReceive && !requests.receiving {
@@ -108,7 +108,7 @@ extension StreamResource {
                 transport.startReceiving(fd)
                 requests.receiving = true
             } else if let id {
-                owner.starvedReceivers.append(id)  // tried again once buffers return
+                context.starvedReceivers.append(id)  // tried again once buffers return
             }
         } else if !wantsReceive && requests.receiving && !requests.cancelling {
             transport.stopReceiving(fd)
@@ -121,9 +121,10 @@ extension StreamResource {
     }
 
     /// One completion of this stream's requests.
-    func streamCompleted(_ completion: StreamCompletion, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        guard let transport else {
-            if completion.hasBuffer { context.transport?.release(completion) }
+    func streamCompleted(_ completion: StreamCompletion, via transport: any StreamTransport, in context: Context,
+                         emit: (ResourceEvent) -> Void) -> ResourceStatus {
+        guard onTransport else {
+            if completion.hasBuffer { transport.release(completion) }
             return .active
         }
         switch completion.kind {

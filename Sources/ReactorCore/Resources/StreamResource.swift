@@ -72,10 +72,10 @@ open class StreamResource: Resource {
     @exclusivity(unchecked) var requests = TransportRequests()
 
     /// Queued bytes above which ``isAboveHighWatermark`` turns true.
-    public var highWatermark = 1 << 20
+    @exclusivity(unchecked) public var highWatermark = 1 << 20
     /// Queued bytes at or below which a stream that went above the high
     /// watermark reports ``ResourceEvent/writableAgain``.
-    public var lowWatermark = 256 << 10
+    @exclusivity(unchecked) public var lowWatermark = 256 << 10
     /// True from when the queue grows past ``highWatermark`` until it drains
     /// to ``lowWatermark``: the producer should pause (back-pressure).
     @exclusivity(unchecked) public internal(set) var isAboveHighWatermark = false
@@ -248,10 +248,12 @@ open class StreamResource: Resource {
 
     override func adoptTransport(_ transport: any StreamTransport) { adoptStreamTransport(transport) }
     override func releaseTransport() { releaseStreamTransport() }
-    @usableFromInline override func submitTransportRequests() { submitStreamRequests() }
-    @usableFromInline override func transportCompleted(_ completion: StreamCompletion, in context: Context,
+    @usableFromInline override func submitTransportRequests(_ transport: any StreamTransport, in context: Context) {
+        submitStreamRequests(transport, in: context)
+    }
+    @usableFromInline override func transportCompleted(_ completion: StreamCompletion, via transport: any StreamTransport, in context: Context,
                                                        emit: (ResourceEvent) -> Void) -> ResourceStatus {
-        streamCompleted(completion, in: context, emit: emit)
+        streamCompleted(completion, via: transport, in: context, emit: emit)
     }
 
     // MARK: Readiness

@@ -365,7 +365,7 @@ public final class Context {
             for id in starvedReceivers { resource(id)?.queueTransportWork() }
             starvedReceivers.removeAll(keepingCapacity: true)
         }
-        guard !transportWork.isEmpty else { return }
+        guard !transportWork.isEmpty, let transport else { return }
         var index = 0
         // Indexing: a submission may queue more work (a stream that starved), appended behind.
         while index < transportWork.count {
@@ -373,7 +373,7 @@ public final class Context {
             index += 1
             guard let resource = slots[id.slot].resource, resource.id == id else { continue }
             resource.transportWorkQueued = false
-            resource.submitTransportRequests()
+            resource.submitTransportRequests(transport, in: self)
         }
         transportWork.removeAll(keepingCapacity: true)
     }

@@ -165,7 +165,7 @@ public final class Runtime<P: Poller, S: Service> {
         }
         context.counters.eventsDispatched &+= 1
         context.counters.streamCompletions &+= 1
-        let status = resource.transportCompleted(completion, in: context) { resourceEvent in
+        let status = resource.transportCompleted(completion, via: transport, in: context) { resourceEvent in
             deliver(resourceEvent, from: resource, id: id)
         }
         settle(resource, status)
