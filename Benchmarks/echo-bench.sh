@@ -62,6 +62,11 @@ start_server() {
     shift
     local out="$work/$label.out"
     ERR="$work/$label.err"
+    # Emptied here, not by the redirection below: that runs in the forked
+    # child, and a poll that beat it read the previous run's line (its dead
+    # port: "connection refused", or an empty backend line a moment later).
+    : >"$out"
+    : >"$ERR"
     "$@" >"$out" 2>"$ERR" &
     PID=$!
     for ((i = 0; i < 100; i++)); do

@@ -35,6 +35,7 @@ public final class SocketStream: StreamResource {
         remoteAddress = nil
         self.family = family
         super.init(fd: fd)
+        isSocket = true
         configure(options)
     }
 
@@ -43,6 +44,7 @@ public final class SocketStream: StreamResource {
         family = address.family
         connectTimeout = timeout
         super.init(fd: fd, reading: true)
+        isSocket = true
         configure(options)
         awaitingWritability = true  // writable = connected (or failed); writes queue until then
         interest = .both

@@ -68,6 +68,9 @@ open class StreamResource: Resource {
     /// reference to test it retains and releases it, and the readiness
     /// path asks on every read and write (callgrind).
     @exclusivity(unchecked) final var onTransport = false
+    /// The descriptor is a socket: reads and writes use `recv`/`send`, which
+    /// skip the file layer `read`/`write` go through (set by ``SocketStream``).
+    @exclusivity(unchecked) final var isSocket = false
     /// Where the stream's requests to its transport stand.
     @exclusivity(unchecked) var requests = TransportRequests()
 
@@ -126,7 +129,7 @@ open class StreamResource: Resource {
     @inline(__always)
     final func writeNow(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if outbound.isEmpty && !awaitingWritability {
-            switch Syscall.write(fd, from: bytes) {
+            switch isSocket ? Syscall.send(fd, from: bytes) : Syscall.write(fd, from: bytes) {
             case .transferred(let n) where n == bytes.count:
                 bytesOut &+= UInt64(n)
                 return true
@@ -288,7 +291,7 @@ open class StreamResource: Resource {
         // One read per readiness report: level-triggered polling reports the
         // descriptor again next turn if more is waiting, which keeps one busy
         // peer from starving the others.
-        switch Syscall.read(fd, into: context.readBuffer) {
+        switch isSocket ? Syscall.receive(fd, into: context.readBuffer) : Syscall.read(fd, into: context.readBuffer) {
         case .transferred(let n):
             return deliverReceived(UnsafeRawBufferPointer(rebasing: context.readBuffer[..<n]), in: context, emit: emit)
         case .endOfFile:

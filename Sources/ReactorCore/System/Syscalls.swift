@@ -87,6 +87,27 @@ public enum Syscall {
         }
     }
 
+    /// One non-blocking `recv(2)` into `buffer`, retried on `EINTR`: a
+    /// socket's `read` without the file layer (`vfs_read` and the file
+    /// position lookup, 4% of an echo server's CPU on loopback with perf).
+    public static func receive(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+        while true {
+            let result = run { Glibc.recv(fd.rawValue, buffer.baseAddress, buffer.count, 0) }
+            if case .failure(.interrupted) = result { continue }
+            return classify(result, eofIsZero: true)
+        }
+    }
+
+    /// One non-blocking `send(2)` of `buffer` with `MSG_NOSIGNAL`, retried on
+    /// `EINTR`: a socket's `write` without the file layer (see ``receive(_:into:)``).
+    public static func send(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) -> IOResult {
+        while true {
+            let result = run { Glibc.send(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+            if case .failure(.interrupted) = result { continue }
+            return classify(result, eofIsZero: false)
+        }
+    }
+
     /// One non-blocking `writev(2)` of `vectors`, retried on `EINTR`.
     public static func writev(_ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>) -> IOResult {
         while true {
