@@ -243,7 +243,9 @@ public final class UringPoller: Poller {
     }
 
     public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
-        events.removeAll(keepingCapacity: true)
+        // Tested first: `removeAll(keepingCapacity:)` costs ~50 instructions
+        // even on an empty array, and in completion mode it is nearly always empty.
+        if !events.isEmpty { events.removeAll(keepingCapacity: true) }
         if waitsToEnable {
             // This thread becomes the ring's only submitter.
             waitsToEnable = false

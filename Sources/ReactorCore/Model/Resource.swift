@@ -248,8 +248,10 @@ private func subjectName(of handler: any ResourceHandler) -> String {
 // strings) are `indirect`: inline they made every event 150 bytes, and each
 // `.received` was copied with memcpy and outlined copy functions on its way
 // to the handler, 15% of epoll's instructions per echo round trip
-// (callgrind). Boxed, the rare cases pay one allocation; the hot ones
-// (`.received`, `.writableAgain`, `.accepted`) stay two words.
+// (callgrind). Boxed, each of these events costs one allocation: rare for
+// the errors and handshakes, one per datagram for `.datagram` (a UDP-heavy
+// service would want a compact SocketAddress instead, not measured yet).
+// The stream events (`.received`, `.writableAgain`, `.accepted`) stay two words.
 public enum ResourceEvent {
     /// The descriptor is readable; the Service does its own read (raw descriptors).
     case readable

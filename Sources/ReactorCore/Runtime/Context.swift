@@ -59,7 +59,7 @@ public final class Context {
 
     /// The poller's own stream I/O, when it has one (io_uring's completion
     /// mode); connected socket streams registered here use it.
-    @usableFromInline var transport: (any StreamTransport)?
+    @exclusivity(unchecked) @usableFromInline var transport: (any StreamTransport)?
     /// The backend's own stream I/O when it has one (io_uring's completion
     /// mode), for introspection; nil over readiness.
     public var streamTransport: (any StreamTransport)? { transport }
