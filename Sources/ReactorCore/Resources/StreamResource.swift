@@ -28,31 +28,46 @@ import SystemPackage
 /// stays open for writing after `.readClosed` until its handler closes it.
 open class StreamResource: Resource {
     // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
-    @exclusivity(unchecked) var outbound = OutboundQueue()
+    // Declared in this order so that what a read and a write touch (the flags,
+    // `tls`, `pushedBack` and the queue's byte count) lies next to Resource's
+    // own per-event fields: three cache lines of the object instead of four.
+    // At 10,000 connections each line is a miss per event.
     /// Whether the Service wants reads; kept apart from write interest, which
     /// the queue manages.
     @exclusivity(unchecked) public private(set) var isReading = true
-    /// Close once the queue drains (set by ``closeWhenFlushed()``).
-    @exclusivity(unchecked) var closeAfterFlush = false
-    /// End (with a disconnect notice) once the queue drains: the peer's end
-    /// of file on a stream that does not allow half-closure.
-    @exclusivity(unchecked) var endAfterFlush = false
-    /// Whether the peer's end of file leaves this stream open for writing
-    /// (true) or closes it once its queue drains (false, the default). For
-    /// sockets it comes from ``StreamOptions/allowRemoteHalfClosure``; a
-    /// pipe has no write side to keep and always ends.
-    public var allowsRemoteHalfClosure = false
     /// True while writes must queue without trying the descriptor (a TCP
     /// connect in progress); the stream then keeps write interest.
     @exclusivity(unchecked) var awaitingWritability = false
     /// Set once a write failed: later writes are refused, not retried.
     @exclusivity(unchecked) var writeFailed = false
-    /// Bytes handed back by ``pushBack(_:)``, delivered before the next read.
-    @exclusivity(unchecked) var pushedBack: [UInt8] = []
-    /// Callbacks due after a flush, run once the queue is consistent; reused.
-    @exclusivity(unchecked) var dueCallbacks: [() -> Void] = []
+    /// `transport != nil`, stored: loading even an unowned(unsafe)
+    /// reference to test it retains and releases it, and the readiness
+    /// path asks on every read and write (callgrind).
+    @exclusivity(unchecked) final var onTransport = false
+    /// The descriptor is a socket: reads and writes use `recv`/`send`, which
+    /// skip the file layer `read`/`write` go through (set by ``SocketStream``).
+    @exclusivity(unchecked) final var isSocket = false
+    /// Close once the queue drains (set by ``closeWhenFlushed()``).
+    @exclusivity(unchecked) var closeAfterFlush = false
+    /// End (with a disconnect notice) once the queue drains: the peer's end
+    /// of file on a stream that does not allow half-closure.
+    @exclusivity(unchecked) var endAfterFlush = false
+    /// True from when the queue grows past ``highWatermark`` until it drains
+    /// to ``lowWatermark``: the producer should pause (back-pressure).
+    @exclusivity(unchecked) public internal(set) var isAboveHighWatermark = false
     /// TLS between the API and the descriptor, when the stream has it.
     @exclusivity(unchecked) var tls: StreamTLS?
+    /// Bytes handed back by ``pushBack(_:)``, delivered before the next read.
+    @exclusivity(unchecked) var pushedBack: [UInt8] = []
+    /// What the kernel has not taken yet, in order (see OutboundQueue).
+    @exclusivity(unchecked) var outbound = OutboundQueue()
+    /// Whether the peer's end of file leaves this stream open for writing
+    /// (true) or closes it once its queue drains (false, the default). For
+    /// sockets it comes from ``StreamOptions/allowRemoteHalfClosure``; a
+    /// pipe has no write side to keep and always ends.
+    public var allowsRemoteHalfClosure = false
+    /// Callbacks due after a flush, run once the queue is consistent; reused.
+    @exclusivity(unchecked) var dueCallbacks: [() -> Void] = []
     /// The backend's own stream I/O, when it has one (see
     /// StreamCompletions.swift): then reads and writes are requests to it,
     /// and the poller watches nothing for this stream.
@@ -64,24 +79,13 @@ open class StreamResource: Resource {
     @exclusivity(unchecked) unowned(unsafe) var transport: (any StreamTransport)? {
         didSet { onTransport = transport != nil }
     }
-    /// `transport != nil`, stored: loading even an unowned(unsafe)
-    /// reference to test it retains and releases it, and the readiness
-    /// path asks on every read and write (callgrind).
-    @exclusivity(unchecked) final var onTransport = false
-    /// The descriptor is a socket: reads and writes use `recv`/`send`, which
-    /// skip the file layer `read`/`write` go through (set by ``SocketStream``).
-    @exclusivity(unchecked) final var isSocket = false
     /// Where the stream's requests to its transport stand.
     @exclusivity(unchecked) var requests = TransportRequests()
-
     /// Queued bytes above which ``isAboveHighWatermark`` turns true.
     @exclusivity(unchecked) public var highWatermark = 1 << 20
     /// Queued bytes at or below which a stream that went above the high
     /// watermark reports ``ResourceEvent/writableAgain``.
     @exclusivity(unchecked) public var lowWatermark = 256 << 10
-    /// True from when the queue grows past ``highWatermark`` until it drains
-    /// to ``lowWatermark``: the producer should pause (back-pressure).
-    @exclusivity(unchecked) public internal(set) var isAboveHighWatermark = false
 
     /// Adopts `fd` (non-blocking) as a stream, reading from the start unless `reading` is false.
     public init(fd: FileDescriptor, reading: Bool = true) {
