@@ -93,14 +93,7 @@ func exchangeOn(_ fd: Int32, _ bytes: [UInt8]) throws -> [UInt8] {
     guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
         throw TestFailure("send: \(String(cString: strerror(errno)))")
     }
-    var reply: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while reply.count < bytes.count {
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { throw TestFailure("recv: \(n == 0 ? "end of file" : String(cString: strerror(errno)))") }
-        reply += buffer[..<n]
-    }
-    return reply
+    return try readExactly(fd, bytes.count)
 }
 
 /// How many descriptors process `pid` has open.

@@ -180,15 +180,3 @@ private final class PausingEcho: ResourceHandler {
     }
 }
 
-private func readExactly(_ fd: Int32, _ count: Int, timeout: Duration = .seconds(10)) throws -> [UInt8] {
-    var bytes: [UInt8] = []
-    let deadline = ContinuousClock.now + timeout
-    while bytes.count < count {
-        try waitReady(fd, Int16(POLLIN), until: deadline, what: "\(count) bytes")
-        var chunk = [UInt8](repeating: 0, count: count - bytes.count)
-        let n = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { throw TestFailure("recv: \(n == 0 ? "end of file" : "errno \(errno)") after \(bytes.count) of \(count) bytes") }
-        bytes += chunk[..<n]
-    }
-    return bytes
-}

@@ -51,6 +51,21 @@ public func readLine(_ fd: Int32, timeout: Duration) throws -> String {
     }
 }
 
+/// Exactly `count` bytes from `fd`, however the kernel splits them,
+/// throwing if the peer ends first or they do not arrive within `timeout`.
+public func readExactly(_ fd: Int32, _ count: Int, timeout: Duration = .seconds(10)) throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    let deadline = ContinuousClock.now + timeout
+    while bytes.count < count {
+        try waitReady(fd, Int16(POLLIN), until: deadline, what: "\(count) bytes")
+        var chunk = [UInt8](repeating: 0, count: count - bytes.count)
+        let n = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { throw TestFailure("recv: \(n == 0 ? "end of file" : "errno \(errno)") after \(bytes.count) of \(count) bytes") }
+        bytes += chunk[..<n]
+    }
+    return bytes
+}
+
 /// Everything `fd` delivers until end of file (a tool's whole output),
 /// throwing if the end of file does not come within `timeout`.
 public func readToEnd(_ fd: Int32, timeout: Duration) throws -> [UInt8] {
