@@ -184,18 +184,21 @@ open class Resource {
     /// Starts using `transport` (just registered with no interest).
     func adoptTransport(_ transport: any StreamTransport) {}
 
-    /// Lets go of the transport as the resource leaves its runtime.
-    func releaseTransport() {}
+    /// Lets go of `transport` as the resource leaves its runtime.
+    func releaseTransport(_ transport: any StreamTransport) {}
 
     /// Hands the transport the requests this resource queued during the turn.
     /// The runtime passes its transport and context in: loaded from the
     /// resource, each was a retain and a release per request (callgrind).
     @usableFromInline func submitTransportRequests(_ transport: any StreamTransport, in context: Context) {}
 
-    /// The poller watches nothing for this resource (its interest is
-    /// registered as `.none`): its bytes move through the transport, and
-    /// ``interest`` only says what it wants, for introspection.
-    @exclusivity(unchecked) @usableFromInline final var watchesNothing = false
+    /// True while this resource's I/O goes through its runtime's transport
+    /// (``Context/streamTransport``, which the runtime hands to each request
+    /// and completion): the poller then watches nothing for it (its interest
+    /// is registered as `.none`), and ``interest`` only says what it wants,
+    /// for introspection. The one record of it: set as the resource adopts
+    /// the transport, cleared as it leaves the runtime.
+    @exclusivity(unchecked) @usableFromInline final var onTransport = false
 
     /// True while the resource is in its runtime's list for the next submission.
     @exclusivity(unchecked) final var transportWorkQueued = false

@@ -42,8 +42,6 @@ public final class SocketListener: Resource {
     private var retryDelay: Duration = .zero
     private var retryTimer: TimerID?
     private var unixPathToRemove: String?
-    /// The backend's transport, when it accepts for the listener (a multishot accept).
-    private var transport: (any StreamTransport)?
     /// The transport's accept request is on the ring.
     private var accepting = false
 
@@ -117,19 +115,17 @@ public final class SocketListener: Resource {
     override var acceptsTransport: Bool { true }
 
     override func adoptTransport(_ transport: any StreamTransport) {
-        self.transport = transport
         transport.attach(fd)
         queueTransportWork()
     }
 
-    override func releaseTransport() {
-        transport = nil
+    override func releaseTransport(_ transport: any StreamTransport) {
         accepting = false
     }
 
     /// Starts the multishot accept unless one runs or a back-off waits.
     override func submitTransportRequests(_ transport: any StreamTransport, in context: Context) {
-        guard self.transport != nil, isRegistered, !accepting, retryTimer == nil else { return }
+        guard onTransport, isRegistered, !accepting, retryTimer == nil else { return }
         accepting = true
         transport.startAccepting(fd)
     }
@@ -212,7 +208,7 @@ public final class SocketListener: Resource {
     public override func timerFired(_ timer: TimerID, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         guard timer == retryTimer else { return super.timerFired(timer, in: context, emit: emit) }
         retryTimer = nil
-        if transport != nil {
+        if onTransport {
             interest = .read
             queueTransportWork()  // a new multishot accept takes the pending connections
         } else {

@@ -172,10 +172,10 @@ public final class SocketStream: StreamResource {
             }
             // Bytes written while connecting go out now.
             let status = super.handle(readiness.intersection(.writable), in: context, emit: emit)
-            if isRegistered, transport == nil, let streamTransport = context.transport {
+            if isRegistered, !onTransport, let streamTransport = context.transport {
                 // Connected: from here on the bytes move through the transport,
                 // and the poll that watched the connect goes before the next wait.
-                watchesNothing = true
+                onTransport = true
                 context.interestChanged(self)
                 adoptTransport(streamTransport)
             }

@@ -39,7 +39,6 @@ extension StreamResource {
     /// Registration with a transport: the poller watches nothing for this
     /// stream (its interest is `.none`); a receive starts before the next wait.
     func adoptStreamTransport(_ transport: any StreamTransport) {
-        self.transport = transport
         transport.attach(fd)
         requests = TransportRequests()
         queueTransportWork()
@@ -47,12 +46,10 @@ extension StreamResource {
 
     /// Leaving the runtime: buffers kept back return to the transport, whose
     /// cancellation of this descriptor's requests (at deregistration) ends the rest.
-    func releaseStreamTransport() {
-        guard let transport else { return }
+    func releaseStreamTransport(_ transport: any StreamTransport) {
         for completion in requests.held where completion.hasBuffer { transport.release(completion) }
         requests = TransportRequests()
         transportWorkQueued = false
-        self.transport = nil
     }
 
     /// A write over the transport: queued (the queue owns the bytes at a

@@ -40,10 +40,6 @@ open class StreamResource: Resource {
     @exclusivity(unchecked) var awaitingWritability = false
     /// Set once a write failed: later writes are refused, not retried.
     @exclusivity(unchecked) var writeFailed = false
-    /// `transport != nil`, stored: loading even an unowned(unsafe)
-    /// reference to test it retains and releases it, and the readiness
-    /// path asks on every read and write (callgrind).
-    @exclusivity(unchecked) final var onTransport = false
     /// The descriptor is a socket: reads and writes use `recv`/`send`, which
     /// skip the file layer `read`/`write` go through (set by ``SocketStream``).
     @exclusivity(unchecked) final var isSocket = false
@@ -68,17 +64,6 @@ open class StreamResource: Resource {
     public var allowsRemoteHalfClosure = false
     /// Callbacks due after a flush, run once the queue is consistent; reused.
     @exclusivity(unchecked) var dueCallbacks: [() -> Void] = []
-    /// The backend's own stream I/O, when it has one (see
-    /// StreamCompletions.swift): then reads and writes are requests to it,
-    /// and the poller watches nothing for this stream.
-    ///
-    /// Not retained: the transport is the runtime's poller, which the
-    /// context holds for as long as this stream is registered, and the
-    /// reference is cleared at deregistration. Loading a strong existential
-    /// retained and released it on every request and completion.
-    @exclusivity(unchecked) unowned(unsafe) var transport: (any StreamTransport)? {
-        didSet { onTransport = transport != nil }
-    }
     /// Where the stream's requests to its transport stand.
     @exclusivity(unchecked) var requests = TransportRequests()
     /// Queued bytes above which ``isAboveHighWatermark`` turns true.
@@ -254,7 +239,7 @@ open class StreamResource: Resource {
     // MARK: The completion path (StreamCompletions.swift)
 
     override func adoptTransport(_ transport: any StreamTransport) { adoptStreamTransport(transport) }
-    override func releaseTransport() { releaseStreamTransport() }
+    override func releaseTransport(_ transport: any StreamTransport) { releaseStreamTransport(transport) }
     @usableFromInline override func submitTransportRequests(_ transport: any StreamTransport, in context: Context) {
         submitStreamRequests(transport, in: context)
     }
@@ -275,7 +260,7 @@ open class StreamResource: Resource {
 
     open override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         // Over a transport the only readiness is the runtime's redelivery of bytes kept back.
-        if onTransport, let transport { return deliverKept(transport, in: context, emit: emit) }
+        if onTransport, let transport = context.transport { return deliverKept(transport, in: context, emit: emit) }
         if readiness.contains(.writable), !outbound.isEmpty {
             if let status = flush(in: context, emit: emit) { return status }
         }

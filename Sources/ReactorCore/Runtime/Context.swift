@@ -173,8 +173,8 @@ public final class Context {
         let id = ResourceID(sequence: nextSequence, slot: slot)
         // A stream moving its bytes through the transport needs no readiness.
         let transport = resource.acceptsTransport ? self.transport : nil
-        resource.watchesNothing = transport != nil
-        let watched = resource.watchesNothing ? .none : resource.interest
+        resource.onTransport = transport != nil
+        let watched = resource.onTransport ? .none : resource.interest
         do {
             try registrar.register(resource.fd, token: Token(id.rawValue), interest: watched)
         } catch {
@@ -333,8 +333,8 @@ public final class Context {
         }
         slots[id.slot].resource = nil
         freeSlots.append(id.slot)
-        resource.releaseTransport()
-        resource.watchesNothing = false
+        if resource.onTransport, let transport { resource.releaseTransport(transport) }
+        resource.onTransport = false
         resource.owner = nil
         resource.interestChangePending = false  // its queued id no longer finds it; a new registration starts clean
         liveCount -= 1

@@ -198,7 +198,7 @@ public final class Runtime<P: Poller, S: Service> {
             // A resource closed since its change left its slot: nothing to apply.
             guard let resource = context.slots[id.slot].resource, resource.id == id else { continue }
             resource.interestChangePending = false
-            let wanted = resource.watchesNothing ? .none : resource.interest
+            let wanted = resource.onTransport ? .none : resource.interest
             guard resource.registeredInterest != wanted else { continue }
             do {
                 try poller.reregister(resource.fd, token: Token(id.rawValue), interest: wanted)
