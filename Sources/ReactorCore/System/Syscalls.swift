@@ -69,52 +69,44 @@ public enum Syscall {
         }
     }
 
+    /// One transfer call (its byte count or -1 with `errno`), retried on
+    /// `EINTR`, as an ``IOResult``: the one loop every transfer below shares.
+    @inline(__always)
+    static func transfer(eofIsZero: Bool, _ call: () -> Int) -> IOResult {
+        while true {
+            let result = run(call)
+            if case .failure(.interrupted) = result { continue }
+            return classify(result, eofIsZero: eofIsZero)
+        }
+    }
+
     /// One non-blocking `read(2)` into `buffer`, retried on `EINTR`.
     public static func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
-        while true {
-            let result = run { Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count) }
-            if case .failure(.interrupted) = result { continue }
-            return classify(result, eofIsZero: true)
-        }
+        transfer(eofIsZero: true) { Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count) }
     }
 
     /// One non-blocking `write(2)` of `buffer`, retried on `EINTR`; a short write is `.transferred(n)`.
     public static func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) -> IOResult {
-        while true {
-            let result = run { Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count) }
-            if case .failure(.interrupted) = result { continue }
-            return classify(result, eofIsZero: false)
-        }
+        transfer(eofIsZero: false) { Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count) }
     }
 
     /// One non-blocking `recv(2)` into `buffer`, retried on `EINTR`: a
-    /// socket's `read` without the file layer (`vfs_read` and the file
-    /// position lookup, 4% of an echo server's CPU on loopback with perf).
+    /// socket's `read` without the file layer (`vfs_read`, `vfs_write` and
+    /// the file position lookup were 6% of an echo server's CPU on loopback,
+    /// perf, with `read` and `write`).
     public static func receive(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
-        while true {
-            let result = run { Glibc.recv(fd.rawValue, buffer.baseAddress, buffer.count, 0) }
-            if case .failure(.interrupted) = result { continue }
-            return classify(result, eofIsZero: true)
-        }
+        transfer(eofIsZero: true) { Glibc.recv(fd.rawValue, buffer.baseAddress, buffer.count, 0) }
     }
 
     /// One non-blocking `send(2)` of `buffer` with `MSG_NOSIGNAL`, retried on
     /// `EINTR`: a socket's `write` without the file layer (see ``receive(_:into:)``).
     public static func send(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) -> IOResult {
-        while true {
-            let result = run { Glibc.send(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
-            if case .failure(.interrupted) = result { continue }
-            return classify(result, eofIsZero: false)
-        }
+        transfer(eofIsZero: false) { Glibc.send(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// One non-blocking `writev(2)` of `vectors`, retried on `EINTR`.
     public static func writev(_ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>) -> IOResult {
-        while true {
-            let result = run { Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count)) }
-            if case .failure(.interrupted) = result { continue }
-            return classify(result, eofIsZero: false)
-        }
+        transfer(eofIsZero: false) { Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count)) }
     }
 
     /// `close(2)` without retrying on EINTR: on Linux the descriptor is
