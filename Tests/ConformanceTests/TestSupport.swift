@@ -307,7 +307,7 @@ final class ScriptedService: Service {
     private var watchdog: TimerID?
     private let watchdogDelay: Duration
 
-    init(watchdog: Duration = .seconds(5)) { watchdogDelay = watchdog }
+    init(watchdog: Duration = .seconds(20)) { watchdogDelay = watchdog }
 
     private func enter() { if depth > 0 { nestedCallbacks += 1 }; depth += 1 }
     private func leave() { depth -= 1 }

@@ -108,7 +108,10 @@ struct CompletionTransportTests {
         #expect(report.bytesCompared == 20 * (4 << 20))
     }
 
-    @Test("one client that floods and never reads, among 999 in ping-pong: their p99 stays low", arguments: Backend.built)
+    /// The flooder's queue is full and stays full; the other 999 must still
+    /// be served, each reply the byte it sent. How long they wait behind the
+    /// flood is reactor-bench's responsiveness scenario's question.
+    @Test("one client that floods and never reads, among 999 in ping-pong: every one of them is answered", arguments: Backend.built)
     func slowReaderAmongMany(_ backend: Backend) throws {
         try ensureDescriptorLimit(2500)
         let server = try ServerThread(backend, name: "slow-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
@@ -130,21 +133,21 @@ struct CompletionTransportTests {
         usleep(200_000)  // the echo of the flood has filled the server's queue for it
         let clients = try (0..<999).map { _ in try connectToLoopback(port: server.port) }
         defer { clients.forEach { close($0) } }
-        var latencies: [Duration] = []
+        var answered = 0
+        var wrong: [String] = []
         for round in 0..<5 {
-            for fd in clients {
-                let start = ContinuousClock.now
+            for (index, fd) in clients.enumerated() {
                 try sendAll(fd, [UInt8(round)])
-                _ = try readExactly(fd, 1)
-                latencies.append(ContinuousClock.now - start)
+                let reply = try readExactly(fd, 1)
+                if reply == [UInt8(round)] { answered += 1 } else { wrong.append("client \(index), round \(round): \(reply)") }
             }
         }
         stop.update { $0 = true }
         flood.join()
-        latencies.sort()
-        let p99 = latencies[latencies.count * 99 / 100]
-        print("slow reader among 999 (\(backend)): p50 \(latencies[latencies.count / 2]), p99 \(p99)")
-        #expect(p99 < .milliseconds(50), "p99 \(p99)")
+        #expect(answered == 5 * 999, "\(wrong.prefix(3))")
+        // The flooder was held back, not cut off: its echo waits unread, and no end of file or reset came.
+        var byte: UInt8 = 0
+        #expect(recv(flooder, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1 && byte == 0x5A, "the flooder's connection ended (errno \(errno))")
     }
 }
 

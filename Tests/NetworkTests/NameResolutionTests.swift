@@ -133,9 +133,11 @@ struct RoundTrip: Sendable {
 }
 
 /// Ping-pong on a blocking socket to 127.0.0.1:`port`: `size` bytes out,
-/// all `size` back, again, until `stop` holds, the server closes, or 30 s
-/// pass. Returns every round trip.
-func pingPong(port: UInt16, size: Int, stop: Shared<Bool>) -> [RoundTrip] {
+/// all `size` back, again, until `stop` holds, the server closes, or 60 s
+/// pass. Returns every round trip; `completed` counts them as they happen,
+/// and `corrupted` the replies that were not the bytes sent.
+func pingPong(port: UInt16, size: Int, stop: Shared<Bool>, completed: Shared<Int>? = nil,
+              corrupted: Shared<Int>? = nil) -> [RoundTrip] {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -152,7 +154,7 @@ func pingPong(port: UInt16, size: Int, stop: Shared<Bool>) -> [RoundTrip] {
     var reply = [UInt8](repeating: 0, count: size)
     var trips: [RoundTrip] = []
     trips.reserveCapacity(200_000)
-    let deadline = ContinuousClock.now + .seconds(30)
+    let deadline = ContinuousClock.now + .seconds(60)
     while !stop.value {
         let start = ContinuousClock.now
         guard start < deadline, message.withUnsafeBytes({ send(fd, $0.baseAddress, size, Int32(MSG_NOSIGNAL)) }) == size else { break }
@@ -163,16 +165,102 @@ func pingPong(port: UInt16, size: Int, stop: Shared<Bool>) -> [RoundTrip] {
             received += n
         }
         trips.append(RoundTrip(start: start, end: .now))
+        if reply != message { corrupted?.update { $0 += 1 } }
+        completed?.update { $0 += 1 }
     }
     return trips
 }
 
-/// The `fraction` percentile of `durations` (nearest rank), in microseconds; 0 when there are none.
-func percentileMicroseconds(_ durations: [Duration], _ fraction: Double) -> Double {
-    guard !durations.isEmpty else { return 0 }
-    let sorted = durations.sorted()
-    let index = min(sorted.count - 1, max(0, Int((Double(sorted.count) * fraction).rounded(.up)) - 1))
-    return milliseconds(sorted[index]) * 1000
+/// A UDP relay in front of a DNS server that holds every query it gets until
+/// `release(when:)`'s condition holds, then forwards them, and every later
+/// one, and relays the answers back by query id. It lets a test make "while
+/// the lookups are in flight" a fact rather than a race with the clock.
+final class GatedDNSRelay {
+    let port: UInt16
+    /// Queries received from the resolver (held or forwarded).
+    let queries = Shared(0)
+    private let stop = Shared(false)
+    private let clientSide: Int32
+    private let serverSide: Int32
+    private var thread: TestThread?
+
+    /// Relays to the DNS server on 127.0.0.1:`upstream`; queries wait until
+    /// `release` holds (checked every millisecond while any are held).
+    init(upstream: UInt16, release: @escaping @Sendable () -> Bool) throws {
+        let clientSide = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let serverSide = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(clientSide, $0, length) == 0 && getsockname(clientSide, $0, &length) == 0 }
+        }
+        var server = sockaddr_in()
+        server.sin_family = sa_family_t(AF_INET)
+        server.sin_addr.s_addr = inet_addr("127.0.0.1")
+        server.sin_port = upstream.bigEndian
+        let connected = withUnsafePointer(to: &server) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(serverSide, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard bound, connected else {
+            close(clientSide); close(serverSide)
+            throw TestFailure("DNS relay: bind or connect failed, errno \(errno)")
+        }
+        port = UInt16(bigEndian: address.sin_port)
+        self.clientSide = clientSide
+        self.serverSide = serverSide
+        let (queries, stop) = (queries, stop)
+        thread = try TestThread {
+            var held: [[UInt8]] = []
+            var released = false
+            var askers: [UInt16: (sockaddr_storage, socklen_t)] = [:]
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var entries = [pollfd(fd: clientSide, events: Int16(POLLIN), revents: 0), pollfd(fd: serverSide, events: Int16(POLLIN), revents: 0)]
+            while !stop.value {
+                _ = poll(&entries, 2, 1)
+                if entries[0].revents != 0 {
+                    var from = sockaddr_storage()
+                    var fromLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                    let n = withUnsafeMutablePointer(to: &from) { pointer in
+                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                            buffer.withUnsafeMutableBytes { recvfrom(clientSide, $0.baseAddress, $0.count, 0, address, &fromLength) }
+                        }
+                    }
+                    if n >= 12 {
+                        queries.update { $0 += 1 }
+                        askers[UInt16(buffer[0]) << 8 | UInt16(buffer[1])] = (from, fromLength)
+                        held.append(Array(buffer[..<n]))
+                    }
+                }
+                if entries[1].revents != 0 {
+                    let n = buffer.withUnsafeMutableBytes { recv(serverSide, $0.baseAddress, $0.count, 0) }
+                    if n >= 12, let asker = askers[UInt16(buffer[0]) << 8 | UInt16(buffer[1])] {
+                        var to = asker.0
+                        _ = withUnsafePointer(to: &to) { pointer in
+                            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                                buffer.withUnsafeBytes { sendto(clientSide, $0.baseAddress, n, 0, address, asker.1) }
+                            }
+                        }
+                    }
+                }
+                if !held.isEmpty && (released || release()) {
+                    released = true
+                    for query in held { _ = query.withUnsafeBytes { send(serverSide, $0.baseAddress, $0.count, 0) } }
+                    held.removeAll()
+                }
+            }
+        }
+    }
+
+    var server: String { "127.0.0.1:\(port)" }
+
+    deinit {
+        stop.update { $0 = true }
+        thread?.join()
+        close(clientSide)
+        close(serverSide)
+    }
 }
 
 @Suite("Name resolution", .serialized, .enabled(if: Executables.find("dnsmasq") != nil, "dnsmasq is not installed"))
@@ -238,8 +326,9 @@ struct NameResolutionTests {
                 done()
             }
         }
+        // The configured timeout ended it (the message says which), never before it passed.
         #expect(outcome.contains("resolve(db.test): timed out after 0.6 seconds (servers \(server))"), "\(outcome)")
-        #expect(elapsed(since: started) < .seconds(5))
+        #expect(elapsed(since: started) >= .milliseconds(600))
     }
 
     @Test("Happy Eyeballs: IPv6 refuses, IPv4 answers; and every address refusing is one error naming each",
@@ -289,64 +378,70 @@ struct NameResolutionTests {
     }
 
     /// One runtime serves an echo listener and its resolver; a client on a
-    /// thread of its own ping-pongs 64 B against the echo, first alone for
-    /// 400 ms, then while the runtime starts 1,000 lookups at once and
-    /// answers them. The round trips that overlap the lookups must stay
-    /// within max(10 × the p99 before, 20 ms) at their p99. A loop that
-    /// blocks on a lookup (getaddrinfo on the loop thread: ~0.1 ms per
-    /// lookup against a local server, 100 ms or more for the burst) or does
-    /// work for all 1,000 in one turn stalls the echo for that long, and the
-    /// round trips that wait it out are the slowest percent of those during.
-    @Test("1,000 resolutions in flight while the loop keeps echoing, with no latency spike", arguments: Backend.built)
-    func echoLatencyWhileResolving(_ backend: Backend) throws {
+    /// thread of its own ping-pongs 64 B against the echo. The runtime starts
+    /// 1,000 lookups at once, through a relay that holds every query until
+    /// the client has completed 200 more round trips: a loop that blocked on
+    /// a lookup (getaddrinfo on the loop's thread) would never echo them, and
+    /// the test would end at its watchdog. Then dnsmasq answers them all, and
+    /// the round trips go on. How much the answers delay the echo is a
+    /// benchmark's question (reactor-bench's responsiveness scenario), not
+    /// this test's.
+    @Test("1,000 resolutions in flight while the loop keeps echoing; every lookup answered, no echo lost", arguments: Backend.built)
+    func echoWhileResolving(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         let stop = Shared(false)
-        let trips = Shared<[RoundTrip]>([])
+        let completed = Shared(0)
+        let corrupted = Shared(0)
+        let atFirstQuery = Shared<Int?>(nil)
+        let relay = try GatedDNSRelay(upstream: dns.port) {
+            let now = completed.value
+            let first = atFirstQuery.update { first in
+                if first == nil { first = now }
+                return first!
+            }
+            return now >= first + 200
+        }
         var client: TestThread?
-        var lookups: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)?
         var answered = 0
         var failures: [String] = []
+        var echoedWhileHeld = 0
+        var echoedAfter = 0
         let count = 1000
-        try withResolvingRuntime(backend, servers: [dns.server], timeout: .seconds(5), service: TimerActions()) { context, timers, done in
+        try withResolvingRuntime(backend, servers: [relay.server], timeout: .seconds(60), service: TimerActions()) { context, timers, done in
             let listener = try listen(context, handler: EchoHandler())
             let port = listener.localAddress.port
-            client = try TestThread { trips.update { $0 = pingPong(port: port, size: 64, stop: stop) } }
-            timers.after(.milliseconds(400), context: context) { context in
-                let started = ContinuousClock.now
+            client = try TestThread { _ = pingPong(port: port, size: 64, stop: stop, completed: completed, corrupted: corrupted) }
+            func startLookups(_ context: Context) {
+                // Once the client is under way (a watchdog ends the test if it never gets there).
+                guard completed.value >= 50 else { return timers.after(.milliseconds(10), context: context, startLookups) }
                 for index in 0..<count {
                     context.resolver.resolve(index % 2 == 0 ? "a-only.test" : "both.test", port: 1) { result in
                         if case .failure(let error) = result { failures.append("\(error)") } else { answered += 1 }
                         guard answered + failures.count == count else { return }
-                        lookups = (started, .now)
-                        // The client stops after its round trip in progress; the loop echoes it, then stops.
-                        stop.update { $0 = true }
-                        timers.after(.milliseconds(50), context: context) { _ in done() }
+                        echoedWhileHeld = completed.value - (atFirstQuery.value ?? completed.value)
+                        // Round trips go on after the answers: 50 more, then the loop stops.
+                        let atAnswers = completed.value
+                        func finish(_ context: Context) {
+                            guard completed.value >= atAnswers + 50 else { return timers.after(.milliseconds(10), context: context, finish) }
+                            echoedAfter = completed.value - atAnswers
+                            stop.update { $0 = true }
+                            timers.after(.milliseconds(50), context: context) { _ in done() }
+                        }
+                        finish(context)
                     }
                 }
             }
+            startLookups(context)
         }
         stop.update { $0 = true }
         client?.join()
+        print("echo while resolving, \(backend): \(answered) of \(count) lookups answered through \(relay.queries.value) queries; "
+              + "\(echoedWhileHeld) round trips while they were held, \(echoedAfter) after the answers, \(completed.value) in all")
         #expect(failures.isEmpty, "\(failures.prefix(3))")
         #expect(answered == count)
-        let (start, end) = try #require(lookups, "the lookups never all answered")
-        let all = trips.value
-        // Before: the round trips over before the lookups started, after the first 50 ms (connection set-up, first-touch costs).
-        let warm = (all.first?.start ?? start) + .milliseconds(50)
-        let before = all.filter { $0.start >= warm && $0.end < start }.map(\.duration)
-        // During: every round trip that overlapped the lookups, however little.
-        let during = all.filter { $0.end >= start && $0.start <= end }.map(\.duration)
-        let beforeP99 = percentileMicroseconds(before, 0.99)
-        let duringP99 = percentileMicroseconds(during, 0.99)
-        let bound = max(10 * beforeP99, 20_000)
-        func summary(_ durations: [Duration]) -> String {
-            "\(durations.count) round trips, p50 \(Int(percentileMicroseconds(durations, 0.5))) µs, "
-                + "p99 \(Int(percentileMicroseconds(durations, 0.99))) µs, max \(Int(percentileMicroseconds(durations, 1))) µs"
-        }
-        print("echo while resolving, \(backend): \(count) lookups answered in \(Int(milliseconds(end - start))) ms; "
-              + "before: \(summary(before)); during: \(summary(during)); bound for the p99 during \(Int(bound)) µs")
-        try #require(before.count >= 100 && !during.isEmpty, "too few round trips to judge: \(before.count) before, \(during.count) during")
-        #expect(duringP99 < bound, "the echo's p99 during the lookups, \(Int(duringP99)) µs, against \(Int(beforeP99)) µs before")
+        #expect(echoedWhileHeld >= 200, "the loop echoed \(echoedWhileHeld) round trips with the lookups in flight")
+        #expect(echoedAfter >= 50)
+        #expect(corrupted.value == 0, "\(corrupted.value) echoes were not the bytes sent")
     }
 }
 

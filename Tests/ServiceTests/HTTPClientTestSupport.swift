@@ -127,7 +127,7 @@ final class TestNginx {
 }
 
 /// A server of raw sockets: accepts one connection, reads the request head,
-/// writes `response`, then waits `hold` and closes. Bytes chosen by the
+/// writes `response`, then waits up to `hold` (or until the client closes) and closes. Bytes chosen by the
 /// test, so it can answer what no real server would.
 final class RawHTTPResponder {
     let port: UInt16
@@ -166,7 +166,8 @@ final class RawHTTPResponder {
                 guard n > 0 else { return }
                 offset += n
             }
-            if hold > .zero { usleep(UInt32(hold.components.seconds * 1_000_000 + hold.components.attoseconds / 1_000_000_000_000)) }
+            // Holds the connection until the client ends it (its end of file makes the socket readable) or `hold` passes.
+            if hold > .zero { _ = try? waitReady(fd, Int16(POLLIN), until: .now + hold, what: "the client's end") }
         }
     }
 

@@ -139,14 +139,13 @@ struct HTTPClientTests {
 
     @Test("a server that never answers times out at the first byte; a refused port names the address", arguments: Backend.built)
     func timeoutsAndRefusal(_ backend: Backend) throws {
-        let silent = try RawHTTPResponder(response: [], hold: .seconds(2))
+        // Silent until the client gives up (or 30 s pass: then the error would be its close, not the timeout).
+        let silent = try RawHTTPResponder(response: [], hold: .seconds(30))
         var configuration = HTTPClientConfiguration()
         configuration.firstByteTimeout = .milliseconds(300)
-        let started = ContinuousClock.now
         let timedOut = try failure(of: "\(silent.url)/x", backend: backend, configuration: configuration)
         #expect(timedOut.kind == .timeout)
         #expect(timedOut.description == "GET \(silent.url)/x: timed out waiting for the first byte after 300 ms")
-        #expect(ContinuousClock.now - started < .seconds(2))
 
         let port = try freeLoopbackPort()
         let refused = try failure(of: "http://127.0.0.1:\(port)/", backend: backend)

