@@ -20,6 +20,8 @@ public final class EpollPoller: Poller {
     private let epfd: Int32
     public let waker: EventfdWaker
     // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
+    // Debug builds check that confinement: bound at the first wait, checked by every registration.
+    private var loopThread = LoopThread()
     /// Per descriptor number: the registered interest, plus one, or 0 when not
     /// registered. Descriptor numbers are dense, so an array beats a dictionary.
     @exclusivity(unchecked) private var registered: [UInt8] = []
@@ -62,6 +64,7 @@ public final class EpollPoller: Poller {
     }
 
     public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        loopThread.check("register")
         guard state(of: fd) == 0 else { throw ReactorError("register", .fd(fd.rawValue), errno: .fileExists) }
         if interest != .none {
             try control(EPOLL_CTL_ADD, fd, token: token, interest: interest, operation: "register")
@@ -73,6 +76,7 @@ public final class EpollPoller: Poller {
     }
 
     public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        loopThread.check("reregister")
         let current = state(of: fd)
         guard current != 0 else { throw ReactorError("reregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory) }
         let wasParked = current == 1
@@ -86,6 +90,7 @@ public final class EpollPoller: Poller {
     }
 
     public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
+        loopThread.check("deregister")
         let current = state(of: fd)
         guard current != 0 else { throw ReactorError("deregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory) }
         if current != 1 {
@@ -105,6 +110,7 @@ public final class EpollPoller: Poller {
     }
 
     public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
+        loopThread.bindOnce()
         events.removeAll(keepingCapacity: true)
         let count: Int32
         switch Syscall.run({ epoll_wait(epfd, buffer.baseAddress, Int32(buffer.count), Duration.pollMilliseconds(timeout)) }) {

@@ -27,6 +27,8 @@ public final class LibevPoller: Poller {
     public let waker: LibevWaker
     private var loop: OpaquePointer { waker.loop }
     // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
+    // Debug builds check that confinement: bound at the first wait, checked by every registration.
+    private var loopThread = LoopThread()
     /// Descriptor number → its watcher (allocated: libev keeps the address).
     @exclusivity(unchecked) private var watchers: [UnsafeMutablePointer<ev_io>?] = []
     @exclusivity(unchecked) private var interests: [Interest] = []
@@ -36,6 +38,10 @@ public final class LibevPoller: Poller {
     @exclusivity(unchecked) fileprivate var collected: [(fd: Int32, token: UInt64, revents: Int32)] = []
     @exclusivity(unchecked) fileprivate var timedOut = false
     @exclusivity(unchecked) fileprivate var woken = false
+    #if DEBUG
+    /// True while `wait` runs the loop: the only time a callback may reach this poller unretained.
+    fileprivate var runningLoop = false
+    #endif
     /// poll(2)'s array for `classify`, reused and grown to the largest batch
     /// (an array's append checked uniqueness for every event).
     private var probe: UnsafeMutableBufferPointer<pollfd> = .allocate(capacity: 256)
@@ -70,10 +76,16 @@ public final class LibevPoller: Poller {
     /// it, and checked exclusive access, for every event: callgrind.)
     @inline(__always)
     fileprivate static func with(_ loop: OpaquePointer?, _ body: (LibevPoller) -> Void) {
-        Unmanaged<LibevPoller>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef(body)
+        Unmanaged<LibevPoller>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef { poller in
+            #if DEBUG
+            precondition(poller.runningLoop, "a libev callback outside the poller's wait")
+            #endif
+            body(poller)
+        }
     }
 
     public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        loopThread.check("register")
         guard watcher(for: fd) == nil else { throw ReactorError("register", .fd(fd.rawValue), errno: .fileExists) }
         // libev finds a bad descriptor only when the loop runs; check now.
         try Syscall.checkOpen(fd, operation: "register")
@@ -96,6 +108,7 @@ public final class LibevPoller: Poller {
     }
 
     public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        loopThread.check("reregister")
         guard let watcher = watcher(for: fd) else {
             throw ReactorError("reregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory)
         }
@@ -108,6 +121,7 @@ public final class LibevPoller: Poller {
     }
 
     public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
+        loopThread.check("deregister")
         guard let watcher = watcher(for: fd) else {
             throw ReactorError("deregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory)
         }
@@ -118,10 +132,15 @@ public final class LibevPoller: Poller {
     }
 
     public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
+        loopThread.bindOnce()
         events.removeAll(keepingCapacity: true)
         collected.removeAll(keepingCapacity: true)
         timedOut = false
         woken = false
+        #if DEBUG
+        runningLoop = true
+        defer { runningLoop = false }
+        #endif
         if timeout == .zero {
             ev_run(loop, Int32(EVRUN_NOWAIT))
         } else {

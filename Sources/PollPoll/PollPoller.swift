@@ -19,6 +19,8 @@ public final class PollPoller: Poller {
 
     public let waker: PipeWaker
     // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
+    // Debug builds check that confinement: bound at the first wait, checked by every registration.
+    private var loopThread = LoopThread()
     /// Entry 0 is the waker's read end; entries 1... are registrations.
     @exclusivity(unchecked) private var pollfds: [pollfd]
     /// Parallel to `pollfds`: the token and the real descriptor of each entry.
@@ -35,6 +37,7 @@ public final class PollPoller: Poller {
     }
 
     public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        loopThread.check("register")
         guard position(of: fd) < 0 else { throw ReactorError("register", .fd(fd.rawValue), errno: .fileExists) }
         // poll(2) validates nothing until it runs; check now so a closed
         // descriptor fails here, as it does with epoll.
@@ -48,6 +51,7 @@ public final class PollPoller: Poller {
     }
 
     public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        loopThread.check("reregister")
         let at = position(of: fd)
         guard at >= 0 else { throw ReactorError("reregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory) }
         pollfds[at] = PollPoller.entry(fd, interest)
@@ -55,6 +59,7 @@ public final class PollPoller: Poller {
     }
 
     public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
+        loopThread.check("deregister")
         let at = position(of: fd)
         guard at >= 0 else { throw ReactorError("deregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory) }
         let last = pollfds.count - 1
@@ -71,6 +76,7 @@ public final class PollPoller: Poller {
     }
 
     public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
+        loopThread.bindOnce()
         events.removeAll(keepingCapacity: true)
         let result = Syscall.run {
             pollfds.withUnsafeMutableBufferPointer { entries in

@@ -95,6 +95,8 @@ public final class UringPoller: Poller {
         var sendSlot: Int32 = -1
     }
     // `@exclusivity(unchecked)` on the per-event state: why, and why it is sound, in Context.swift.
+    // Debug builds check that confinement: bound at the first wait, checked by every registration.
+    private var loopThread = LoopThread()
     @exclusivity(unchecked) var table: [Registration] = []
     /// Descriptors to arm at the start of the next wait.
     @exclusivity(unchecked) private var toArm: [Int32] = []
@@ -198,6 +200,7 @@ public final class UringPoller: Poller {
     }
 
     public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        loopThread.check("register")
         let index = Int(fd.rawValue)
         if isRegistered(index) {
             throw ReactorError("register", .fd(fd.rawValue), errno: .fileExists)
@@ -219,6 +222,7 @@ public final class UringPoller: Poller {
     }
 
     public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(ReactorError) {
+        loopThread.check("reregister")
         let index = Int(fd.rawValue)
         guard isRegistered(index) else {
             throw ReactorError("reregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory)
@@ -230,6 +234,7 @@ public final class UringPoller: Poller {
     }
 
     public func deregister(_ fd: FileDescriptor) throws(ReactorError) {
+        loopThread.check("deregister")
         let index = Int(fd.rawValue)
         guard isRegistered(index) else {
             throw ReactorError("deregister", .fd(fd.rawValue), errno: .noSuchFileOrDirectory)
@@ -243,6 +248,7 @@ public final class UringPoller: Poller {
     }
 
     public func wait(timeout: Duration?, into events: inout [PollEvent]) throws(ReactorError) {
+        loopThread.bindOnce()
         // Tested first: `removeAll(keepingCapacity:)` costs ~50 instructions
         // even on an empty array, and in completion mode it is nearly always empty.
         if !events.isEmpty { events.removeAll(keepingCapacity: true) }

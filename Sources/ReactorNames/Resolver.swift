@@ -40,6 +40,10 @@ public final class Resolver {
 
     #if canImport(CAres)
     private var channel: ares_channel?
+    #if DEBUG
+    /// Set once ares_destroy has returned: no callback may reach the resolver after it.
+    private var channelDestroyed = false
+    #endif
     /// c-ares's sockets, registered as resources of the runtime.
     var sockets: [Int32: ResolverSocket] = [:]
     /// The timer that drives c-ares's retries and timeouts.
@@ -74,6 +78,9 @@ public final class Resolver {
         if let channel {
             self.channel = nil
             ares_destroy(channel)  // calls every pending lookup's callback with ARES_EDESTRUCTION
+            #if DEBUG
+            channelDestroyed = true
+            #endif
         }
         #endif
     }
@@ -116,6 +123,9 @@ public final class Resolver {
             let argument = Unmanaged.passRetained(request).toOpaque()
             ares_getaddrinfo(channel, host, nil, &hints, { argument, status, timeouts, result in
                 let request = Unmanaged<ResolverRequest>.fromOpaque(argument!).takeRetainedValue()
+                #if DEBUG
+                precondition(request.resolver.inFlight > 0, "c-ares answered a lookup the resolver does not count as in flight")
+                #endif
                 request.finish(status: status, result: result)
                 if let result { ares_freeaddrinfo(result) }
             }, argument)
@@ -148,6 +158,9 @@ public final class Resolver {
         options.tries = Int32(clamping: configuration.tries)
         options.sock_state_cb = { data, fd, readable, writable in
             let resolver = Unmanaged<Resolver>.fromOpaque(data!).takeUnretainedValue()
+            #if DEBUG
+            precondition(!resolver.channelDestroyed, "a c-ares socket callback after the resolver's channel was destroyed")
+            #endif
             resolver.socketStateChanged(fd, readable: readable != 0, writable: writable != 0)
         }
         // Sound: unretained — the channel is destroyed in deinit, before the resolver is freed.

@@ -52,7 +52,7 @@ final class TLSEchoServer {
     var port: UInt16 { thread.port }
     var plainPort: UInt16 { plain.value }
 
-    init(_ backend: Backend, handshakeTimeout: Duration = .seconds(1), plainToo: Bool = false, name: String) throws {
+    init(_ backend: Backend, handshakeTimeout: Duration = .seconds(60), plainToo: Bool = false, name: String) throws {
         var options = try TLSFixtures.server()
         options.handshakeTimeout = handshakeTimeout
         let (log, plain, tls) = (self.log, self.plain, options)

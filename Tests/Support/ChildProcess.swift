@@ -192,10 +192,11 @@ public final class ChildProcess {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// SIGTERM, then waits up to `timeout`; SIGKILL if the child lingers.
-    /// Returns false when SIGTERM was not enough (a server must exit on it).
+    /// SIGTERM, then waits up to `timeout` (a watchdog: generous, for a
+    /// loaded machine); SIGKILL if the child lingers. Returns false when
+    /// SIGTERM was not enough (a server must exit on it).
     @discardableResult
-    public func stop(timeout: Duration = .seconds(5)) -> Bool {
+    public func stop(timeout: Duration = .seconds(30)) -> Bool {
         guard process.isRunning else { return true }
         process.terminate()
         if waitForExit(timeout: timeout) == nil {
@@ -219,7 +220,7 @@ extension ChildProcess {
     /// comes within `timeout` (the child is stopped and the read's failure
     /// thrown).
     public func readListeningPort(_ name: String, suffix: String? = nil,
-                                  timeout: Duration = .seconds(10)) throws -> (port: UInt16, line: String) {
+                                  timeout: Duration = .seconds(30)) throws -> (port: UInt16, line: String) {
         do {
             let line = try readLine(standardOutput, timeout: timeout)
             let prefix = "\(name) listening on 127.0.0.1:"

@@ -44,6 +44,17 @@ open class Resource {
         get { ownerReference?.takeUnretainedValue() }
         set { ownerReference = newValue.map { Unmanaged.passUnretained($0) } }
     }
+    /// Debug builds: traps unless called on the thread of the runtime this
+    /// resource is registered with (any thread while it is not registered).
+    /// The runtime's shortcuts past exclusivity checks and retains rely on it
+    /// (see ``LoopThread``).
+    @inlinable @inline(__always)
+    final func checkLoopThread(_ operation: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) {
+        #if DEBUG
+        ownerReference?._withUnsafeGuaranteedRef { $0.loopThread.check(operation(), file: file, line: line) }
+        #endif
+    }
+
     /// Whether `context` is the one this resource is registered with.
     @inlinable final func isOwned(by context: Context) -> Bool {
         ownerReference?.toOpaque() == Unmanaged.passUnretained(context).toOpaque()
@@ -169,6 +180,7 @@ open class Resource {
 
     /// Records a new interest and queues it for the poller.
     final func applyInterest(_ newInterest: Interest) {
+        checkLoopThread("setInterest")
         guard newInterest != interest else { return }
         interest = newInterest
         ownerReference?._withUnsafeGuaranteedRef { $0.interestChanged(self) }
@@ -205,6 +217,7 @@ open class Resource {
 
     /// Puts the resource in its runtime's list for the next submission (once a turn).
     final func queueTransportWork() {
+        checkLoopThread("a transport request")
         guard !transportWorkQueued, let id, let ownerReference else { return }
         transportWorkQueued = true
         // Unretained: the context outlives every resource registered with it.

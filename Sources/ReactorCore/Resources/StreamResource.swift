@@ -100,6 +100,7 @@ open class StreamResource: Resource {
     /// disconnect; SIGPIPE is never raised.
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        checkLoopThread("write")
         guard !isClosed, !isClosing, !writeFailed else { return false }
         if let tls { return writeTLS(tls, bytes) }
         return rawWrite(bytes)

@@ -27,6 +27,8 @@ public final class Context {
     // types are not Sendable) and no access to these properties spans a call
     // into handler code: handlers run between accesses, never inside one.
     // Every test ran with the checks on before they were turned off.
+    // Debug builds check the confinement itself: `loopThread` below, at
+    // every entry point, and the borrowed slot references where they are used.
     @usableFromInline struct Slot {
         @usableFromInline var resource: Resource? {
             didSet { unretained = resource.map { Unmanaged.passUnretained($0) } }
@@ -82,6 +84,9 @@ public final class Context {
     @exclusivity(unchecked) @usableFromInline var timers = TimerQueue()
     /// Set by `stop()` or the Controller; the loop then drains and ends.
     @exclusivity(unchecked) @usableFromInline var stopRequested = false
+    /// The thread running the loop, bound as `run()` starts; debug builds
+    /// check it at every entry point (see ``LoopThread``).
+    @usableFromInline var loopThread = LoopThread()
 
     /// The runtime's read buffer, shared by all its resources: one read at a
     /// time happens on this thread, so one buffer serves them all and a
@@ -154,6 +159,7 @@ public final class Context {
     /// descriptor, e.g. `register(fd 12): EBADF (Bad file descriptor)`.
     @discardableResult
     public func register(_ resource: Resource) throws(ReactorError) -> ResourceID {
+        loopThread.check("register")
         guard !resource.isRegistered else {
             throw ReactorError("register", .fd(resource.fd.rawValue), detail: "the resource is already registered as \(resource.id!)")
         }
@@ -213,6 +219,7 @@ public final class Context {
     /// Ends a resource at its handler's request (``Resource/close()``): no
     /// further events, descriptor closed after the current batch, no notice.
     func destroy(_ resource: Resource) {
+        loopThread.check("close")
         guard resource.isOwned(by: self) else { return }
         remove(resource)
         resource.isClosing = true
@@ -224,6 +231,7 @@ public final class Context {
     /// when it was not registered here.
     @discardableResult
     public func deregister(_ resource: Resource) -> Bool {
+        loopThread.check("deregister")
         guard resource.isOwned(by: self) else { return false }
         remove(resource)
         return true
@@ -278,6 +286,7 @@ public final class Context {
     /// ``Service/timerFired(_:context:)`` with the returned id.
     @discardableResult
     public func schedule(after delay: Duration, repeating interval: Duration? = nil) -> TimerID {
+        loopThread.check("schedule")
         let clamped = interval.map { max($0, .microseconds(1)) }
         return timers.schedule(at: MonotonicInstant.now().advanced(by: delay), repeating: clamped)
     }
@@ -288,6 +297,7 @@ public final class Context {
     /// Returns nil when the resource is not registered.
     @discardableResult
     public func schedule(after delay: Duration, repeating interval: Duration? = nil, for resource: Resource) -> TimerID? {
+        loopThread.check("schedule")
         guard let id = resource.id, resource.isOwned(by: self) else { return nil }
         let clamped = interval.map { max($0, .microseconds(1)) }
         return timers.schedule(at: MonotonicInstant.now().advanced(by: delay), repeating: clamped, owner: id)
@@ -296,7 +306,8 @@ public final class Context {
     /// Cancels a timer. Returns false if it already fired (one-shot) or was cancelled.
     @discardableResult
     public func cancel(_ timer: TimerID) -> Bool {
-        timers.cancel(timer)
+        loopThread.check("cancel")
+        return timers.cancel(timer)
     }
 
     /// Asks the runtime to hand `resource` a `.readable` readiness at the
@@ -304,6 +315,7 @@ public final class Context {
     /// stream pushed back (``StreamResource/pushBack(_:)``), which must be
     /// delivered again without waiting for the peer to send more.
     public func redeliver(_ resource: Resource) {
+        loopThread.check("redeliver")
         guard let id = resource.id, resource.isOwned(by: self) else { return }
         redeliveries.append(id)
     }
@@ -317,6 +329,7 @@ public final class Context {
     /// delivers queued commands, waits (up to the shutdown grace period) for
     /// queued output to drain, then closes everything.
     public func stop() {
+        loopThread.check("stop (Controller.shutdown() stops a runtime from another thread)")
         stopRequested = true
     }
 
@@ -380,6 +393,9 @@ public final class Context {
             index += 1
             // Unretained: a submission runs no handler code, so the slot keeps it alive.
             slots[id.slot].unretained?._withUnsafeGuaranteedRef { resource in
+                #if DEBUG
+                precondition(slots[id.slot].resource === resource, "a slot lent a resource it no longer holds")
+                #endif
                 guard resource.id == id else { return }
                 resource.transportWorkQueued = false
                 resource.submitTransportRequests(transport, in: self)

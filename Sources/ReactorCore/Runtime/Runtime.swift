@@ -74,6 +74,7 @@ public final class Runtime<P: Poller, S: Service> {
         guard !hasRun else { throw ReactorError("run", detail: "this runtime has already run; create a new one") }
         hasRun = true
         controller.markLoopThread()
+        context.loopThread.bind()
         defer {
             shutdownResources()
             controller.markStopped()

@@ -92,6 +92,9 @@ extension TLSEngine {
         // Sound: set in init to this SSL's engine and cleared before SSL_free;
         // the callback runs inside one of that engine's OpenSSL calls.
         let engine = Unmanaged<TLSEngine>.fromOpaque(raw).takeUnretainedValue()
+        #if DEBUG
+        precondition(engine.ssl == ssl, "an SSL's ex_data names another engine")
+        #endif
         guard let key = engine.sessionKey, let cache = engine.configuration.sessions,
               SSL_SESSION_is_resumable(session) == 1 else { return false }
         cache.store(session, for: key)
