@@ -74,7 +74,7 @@ struct BenchToolTests {
         }
         // The targets: judged where this run measured what they need, "n/a" elsewhere.
         let targets = try #require(report["targets"] as? [[String: Any]])
-        #expect(targets.count == 13, "\(targets)")
+        #expect(targets.count == 16, "\(targets)")
         #expect(run.output.contains("Targets (goals reported against, not assertions):"))
         let echoVersusC = try #require(targets.first { ($0["target"] as? String)?.hasPrefix("echo 100 × 64 B ≥ 0.95× c-epoll") == true })
         #expect((echoVersusC["met"] as? Bool != nil) == cReferenceBuilt, "judged exactly when the C reference ran: \(echoVersusC)")
