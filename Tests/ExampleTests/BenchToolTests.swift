@@ -74,7 +74,7 @@ struct BenchToolTests {
         }
         // The targets: judged where this run measured what they need, "n/a" elsewhere.
         let targets = try #require(report["targets"] as? [[String: Any]])
-        #expect(targets.count == 13, "\(targets)")
+        #expect(targets.count == 16, "\(targets)")
         #expect(run.output.contains("Targets (goals reported against, not assertions):"))
         let echoVersusC = try #require(targets.first { ($0["target"] as? String)?.hasPrefix("echo 100 × 64 B ≥ 0.95× c-epoll") == true })
         #expect((echoVersusC["met"] as? Bool != nil) == cReferenceBuilt, "judged exactly when the C reference ran: \(echoVersusC)")
@@ -174,6 +174,44 @@ struct BenchToolTests {
         #expect(run.output.contains("| links "), "the table: \(run.output)")
         let csv = try String(contentsOf: output.appendingPathComponent("results.csv"), encoding: .utf8)
         #expect(csv.hasPrefix("scenario,") && csv.split(separator: "\n").first?.contains("redis_cpu_s") == true, "\(csv.prefix(300))")
+    }
+
+    @Test("the responsiveness scenario: its rows (or the resolving echo's skip explained) and its three verdicts, whatever they say",
+          .enabled(if: allowedCPUs().count >= 2, "the bench needs two CPUs: one for the servers, one for the load"))
+    func responsivenessScenario() throws {
+        let cpus = Self.allowedCPUs()
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-bench-responsiveness-test-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let run = try Self.runBench(["--quick", "--backends", "epoll", "--scenarios", "responsiveness", "--runs", "1",
+                                     "--output", output.path, "--server-cpu", "\(cpus[0])", "--load-cpu", "\(cpus[1])"], timeout: .seconds(300))
+        try #require(run.status == 0, "exit \(run.status); stderr:\n\(run.errorOutput)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("results.json"))) as? [String: Any])
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        func row(_ scenario: String, connections: Int) -> [String: Any]? {
+            rows.first { $0["scenario"] as? String == scenario && $0["server"] as? String == "epoll" && $0["connections"] as? Int == connections }
+        }
+        var expected = [("slow-reader", 1000), ("kv-flood", 2), ("kv-flood", 101)]
+        // The resolving echo needs dnsmasq and c-ares; without either the report says which.
+        let skip = (report["skipped"] as? [String] ?? []).first { $0.hasPrefix("responsiveness: echo while resolving: ") }
+        if let skip {
+            #expect(skip.contains("dnsmasq is not installed") || skip.contains("not built"), "\(skip)")
+            #expect(row("resolve-during", connections: 1) == nil, "\(rows)")
+        } else {
+            expected += [("resolve-before", 1), ("resolve-during", 1)]
+        }
+        for (scenario, connections) in expected {
+            let found = try #require(row(scenario, connections: connections), "no \(scenario) row at \(connections) connections in \(rows)")
+            #expect((found["p50Microseconds"] as? Double ?? 0) > 0, "\(found)")
+            #expect((found["p99Microseconds"] as? Double ?? 0) >= (found["p50Microseconds"] as? Double ?? .infinity), "\(found)")
+        }
+        // Each target judged (met or missed: not this test's business) where its rows are.
+        let targets = try #require(report["targets"] as? [[String: Any]])
+        for (prefix, measured) in [("echo p99 while 1,000 lookups resolve", skip == nil), ("999 clients' p99 beside one that floods", true),
+                                   ("kv PING p99 beside 1, and beside 100", true)] {
+            let target = try #require(targets.first { ($0["target"] as? String)?.hasPrefix(prefix) == true }, "\(targets)")
+            #expect((target["met"] as? Bool != nil) == measured, "\(target)")
+            #expect(run.output.contains(prefix), "the verdict line: \(run.output)")
+        }
     }
 
     @Test("bad input is refused before anything runs, with what is valid",

@@ -44,6 +44,7 @@ struct Bench {
         if plan.scenarios.contains("wake") { wake() }
         if plan.scenarios.contains("allocations") { allocations() }
         if plan.scenarios.contains("tls") { tls() }
+        if plan.scenarios.contains("responsiveness") { responsiveness() }
         var report = BenchReport(started: started, machine: Self.machine(), settings: "\(plan.quick ? "quick" : "full"): \(plan.runs) run(s), \(plan.seconds) s windows, servers on CPU \(plan.serverCPU), load on CPU \(plan.loadCPU)", rows: rows)
         report.skipped = skipped.lines.isEmpty ? nil : skipped.lines
         report.targets = report.evaluateTargets()

@@ -23,7 +23,7 @@ struct Plan {
     var idleTLSConnections: Int
     var timerCount: Int
 
-    static let allScenarios = ["echo", "http", "kv", "links", "idle", "timers", "wake", "allocations", "tls"]
+    static let allScenarios = ["echo", "http", "kv", "links", "idle", "timers", "wake", "allocations", "tls", "responsiveness"]
 
     init(_ options: ReactorBench) throws {
         quick = options.quick
@@ -73,6 +73,7 @@ struct Plan {
         if scenarios.contains("echo") { most = max(most, echoConnections.max() ?? 0) }
         if scenarios.contains("idle") { most = max(most, idleCounts.max() ?? 0) }
         if scenarios.contains("tls") { most = max(most, idleTLSConnections) }
+        if scenarios.contains("responsiveness") { most = max(most, 1000) }  // the slow reader and its 999 neighbours
         return most + 600
     }
 

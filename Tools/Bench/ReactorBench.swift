@@ -23,7 +23,7 @@ struct ReactorBench: ParsableCommand {
     @Option(help: "Backends, comma-separated: \(Backend.validNames) (default: every available one).")
     var backends: String?
 
-    @Option(help: "Scenarios, comma-separated: echo, http, kv, links, idle, timers, wake, allocations, tls (default: all).")
+    @Option(help: "Scenarios, comma-separated: echo, http, kv, links, idle, timers, wake, allocations, tls, responsiveness (default: all).")
     var scenarios: String?
 
     @Option(help: "Runs per row; each number is the median (default: 3, or 1 with --quick).")

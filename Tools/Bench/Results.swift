@@ -3,7 +3,8 @@ import Foundation
 /// One measured row: a scenario, a server, and what it did.
 struct BenchRow: Codable, Sendable {
     /// `echo`, `http`, `kv-set-P1`, `links`, `idle`, `timers`, `wake`, and over TLS
-    /// `https`, `https-new` (a connection per request), `kv-tls-set-P1`, `idle-tls`, ...
+    /// `https`, `https-new` (a connection per request), `kv-tls-set-P1`, `idle-tls`, ...;
+    /// responsiveness: `resolve-before`, `resolve-during`, `slow-reader`, `kv-flood`.
     var scenario: String
     /// `epoll`, `poll`, `libev`, `uring`, `uring-poll`, `c-epoll`, `c-uring`
     /// (the C references, epoll and io_uring), `nio`, `redis-server`,
@@ -58,6 +59,10 @@ extension BenchRow {
         case "idle", "idle-tls": return "\(Format.number(Double(connections))) idle"
         case "https-new": return "\(connections) conns, close"
         case "timers", "wake": return "–"
+        case "resolve-before": return "1 × 64 B alone"
+        case "resolve-during": return "1 × 64 B, \(Format.number(Double(Bench.burstLookups))) lookups"
+        case "slow-reader": return "\(connections - 1) × 1 B, 1 flooding"
+        case "kv-flood": return "PING, \(connections - 1) pouring"
         default: return "\(connections) conns"
         }
     }

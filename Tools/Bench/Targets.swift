@@ -35,6 +35,10 @@ extension BenchReport {
             kvTarget("kv over TLS, SET and GET at -P 1 and -P 16, ≥ 1.0× redis-server over TLS", prefix: "kv-tls", pipelines: [1, 16]),
             idleMemory("≤ 16 KiB resident memory per idle TLS connection", scenario: "idle-tls", limit: 16 * 1024),
             httpsAllocations(),
+            // Responsiveness (until 2026-12-07 these were unit-test assertions).
+            echoWhileResolving(),
+            slowReader(),
+            kvFlood(),
         ]
     }
 
@@ -131,6 +135,67 @@ extension BenchReport {
         let worst = measured.map(\.1).max() ?? 0
         return TargetResult(target: name, met: worst <= 0.01,
                             detail: measured.map { "\($0.0) \(Format.number($0.1, digits: 4))" }.joined(separator: ", ") + " per request")
+    }
+
+    /// One backend's p99 against its bound, in a latency target.
+    private struct LatencyPart {
+        var server: String
+        var p99: Double
+        var bound: Double
+        /// Shown beside the p99, e.g. the p99 alone that the bound comes from.
+        var aside: String? = nil
+    }
+
+    /// Each backend's p99 against its bound, in groups (the loads the target
+    /// covers); `inclusive`: the bound itself meets it. A miss says which
+    /// backend missed, under which load, and by how much.
+    private func latencyTarget(_ name: String, _ groups: [(load: String?, parts: [LatencyPart])], inclusive: Bool, needs: String) -> TargetResult {
+        let groups = groups.filter { !$0.parts.isEmpty }
+        guard !groups.isEmpty else { return TargetResult(target: name, met: nil, detail: "not measured in this run (needs \(needs))") }
+        var detail = groups.map { group in
+            (group.load.map { "\($0): " } ?? "") + group.parts.map { part in
+                "\(part.server) \(Format.number(part.p99)) µs" + (part.aside.map { " (\($0))" } ?? "")
+            }.joined(separator: ", ")
+        }.joined(separator: "; ")
+        var met = true
+        for group in groups {
+            for part in group.parts where inclusive ? part.p99 > part.bound : part.p99 >= part.bound {
+                met = false
+                detail += " — \(part.server)\(group.load.map { " (\($0))" } ?? "") over its \(Format.number(part.bound)) µs by \(Format.number((part.p99 / part.bound - 1) * 100, digits: 1))%"
+            }
+        }
+        return TargetResult(target: name, met: met, detail: detail)
+    }
+
+    /// The p99 of each backend's rows of `scenario` (and `connections`, when given).
+    private func p99s(_ scenario: String, connections: Int? = nil) -> [(server: String, p99: Double)] {
+        rows.filter { Self.backendNames.contains($0.server) && $0.scenario == scenario && (connections == nil || $0.connections == connections) }
+            .compactMap { row in row.p99Microseconds.map { (row.server, $0) } }
+    }
+
+    private func echoWhileResolving() -> TargetResult {
+        let alone = Dictionary(p99s("resolve-before"), uniquingKeysWith: { first, _ in first })
+        let parts = p99s("resolve-during").compactMap { server, p99 -> LatencyPart? in
+            guard let before = alone[server] else { return nil }
+            return LatencyPart(server: server, p99: p99, bound: max(10 * before, 20_000), aside: "alone \(Format.number(before))")
+        }
+        return latencyTarget("echo p99 while 1,000 lookups resolve ≤ max(10× its p99 alone, 20 ms)", [(nil, parts)], inclusive: true,
+                             needs: "the responsiveness scenario's resolve rows, and dnsmasq")
+    }
+
+    private func slowReader() -> TargetResult {
+        latencyTarget("999 clients' p99 beside one that floods and never reads < 50 ms",
+                      [(nil, p99s("slow-reader").map { LatencyPart(server: $0.server, p99: $0.p99, bound: 50_000) })],
+                      inclusive: false, needs: "the responsiveness scenario")
+    }
+
+    private func kvFlood() -> TargetResult {
+        let groups = [1, 100].map { pouring in
+            (load: Optional("\(pouring) pouring"),
+             parts: p99s("kv-flood", connections: pouring + 1).map { LatencyPart(server: $0.server, p99: $0.p99, bound: 100_000) })
+        }
+        return latencyTarget("kv PING p99 beside 1, and beside 100, clients pouring GETs unread < 100 ms", groups, inclusive: false,
+                             needs: "the responsiveness scenario")
     }
 
     /// The verdicts as lines for the terminal, under the table.
