@@ -28,6 +28,9 @@ extern int pthread_setname_np(pthread_t thread, const char *name);
 #include <errno.h>
 extern int sched_setaffinity(__pid_t pid, size_t cpusetsize, const cpu_set_t *mask);
 
+// malloc_trim (glibc 2.0; every arena since 2.8) is in <malloc.h>, which Swift's Glibc module leaves out.
+#include <malloc.h>
+
 /// Pins thread `tid` (0: the calling thread) to CPU `cpu`. Returns 0, or -1 with errno set.
 static inline int reactor_pin_thread(__pid_t tid, int cpu) {
     if (cpu < 0 || cpu >= __CPU_SETSIZE) { errno = EINVAL; return -1; }

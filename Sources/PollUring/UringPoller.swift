@@ -110,6 +110,8 @@ public final class UringPoller: Poller {
     @exclusivity(unchecked) var buffers: UringBufferRing?
     @exclusivity(unchecked) var sends = UringSendSlots()
     @exclusivity(unchecked) var completions: [StreamCompletion] = []
+    /// Set by ``releaseIdleMemory()``: the next wait shrinks the buffer ring.
+    @exclusivity(unchecked) var shrinkWanted = false
 
     // user_data: kind in bits 60-63, generation in 32-59, descriptor (or slot) in 0-31.
     static let kindShift: UInt64 = 60
@@ -252,6 +254,12 @@ public final class UringPoller: Poller {
         // Tested first: `removeAll(keepingCapacity:)` costs ~50 instructions
         // even on an empty array, and in completion mode it is nearly always empty.
         if !events.isEmpty { events.removeAll(keepingCapacity: true) }
+        var timeout = timeout
+        if shrinkWanted {
+            shrinkWanted = false
+            // What was reaped during the shrink is handed out now, without blocking.
+            if shrinkBuffers(into: &events) { timeout = .zero }
+        }
         if waitsToEnable {
             // This thread becomes the ring's only submitter.
             waitsToEnable = false
@@ -288,6 +296,32 @@ public final class UringPoller: Poller {
         }
         reap(into: &events)
     }
+
+    /// After a quiet spell (the runtime asks): the buffer ring shrinks to its
+    /// initial size at the start of the next wait.
+    public func releaseIdleMemory() {
+        if buffers?.isGrown == true { shrinkWanted = true }
+    }
+
+    /// Unregisters the buffer ring, reaps every completion posted until then
+    /// (with cooperative task work one can be posted at the end of any
+    /// system call of this thread, the unregister's included), so that each
+    /// buffer the kernel took is marked held, and only then discards the
+    /// others' pages and registers the ring again. A receive armed on the
+    /// old ring takes from the new one; one that ran in between ended with
+    /// -ENOBUFS, and starts again. True when something was reaped.
+    func shrinkBuffers(into events: inout [PollEvent]) -> Bool {
+        guard buffers != nil, buffers!.unregister(on: ring) else { return false }
+        let before = completions.count
+        reap(into: &events)
+        let reaped = !events.isEmpty || completions.count > before
+        let discarded = buffers!.shrink(on: ring)
+        buffersDiscarded &+= UInt64(discarded)
+        return reaped
+    }
+
+    /// Buffers whose pages shrinks returned to the kernel, in all.
+    public private(set) var buffersDiscarded: UInt64 = 0
 
     // MARK: Helpers
 

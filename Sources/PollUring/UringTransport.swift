@@ -27,6 +27,15 @@ import Glibc
 /// epoll). So the ring starts with 256 buffers (1 MiB) and doubles them each
 /// time receives run out, up to 8,192: the memory follows the concurrency
 /// the runtime has actually seen.
+///
+/// **After a burst.** Grown, the ring would keep its pages for good: 5,000
+/// connect/reset cycles against kv, a sixth of them a big pipeline reset
+/// mid-reply, left a runtime 6–16 MB above its baseline (the ring's share
+/// depends on how far it grew). So once the runtime has been quiet for a
+/// while (``RuntimeOptions/releaseMemoryAfterQuiet``) the ring shrinks back
+/// to its initial 256 buffers and the pages of the others go back to the
+/// kernel (``shrink(on:reap:)``). Buffers a stream still holds then are
+/// retired when it releases them.
 struct UringBufferRing {
     /// Ring entries, and the most buffers ever provided.
     static let count: UInt32 = 8192
@@ -39,10 +48,19 @@ struct UringBufferRing {
     let entries: UnsafeMutableRawPointer
     /// The buffers themselves, `count` × `size`.
     let memory: UnsafeMutableRawPointer
+    /// One byte per buffer id: 1 while the buffer is ours (filled by the
+    /// kernel, not yet given back). A shrink must know which buffers hold a
+    /// stream's bytes, to leave them alone.
+    let held: UnsafeMutablePointer<UInt8>
     /// Buffers the kernel has filled and we have not given back.
     var outstanding = 0
+    /// Of those, the ones at or past `provided` (held across a shrink):
+    /// retired, not given back, when released.
+    var retiredHeld = 0
     /// Buffers provided so far (ids 0..<provided).
     var provided: UInt32 = 0
+    /// Whether the ring is registered; false only if registering it again after a shrink failed.
+    var registered = true
 
     /// Sound: `entries` was allocated for, and registered as, this struct and its entries.
     var ring: UnsafeMutablePointer<io_uring_buf_ring> { entries.assumingMemoryBound(to: io_uring_buf_ring.self) }
@@ -79,9 +97,11 @@ struct UringBufferRing {
             free(memory)
             return .failure(UringFeatureMissing("provided-buffer rings (kernel 5.19): registration failed with \(Errno(rawValue: -rc))"))
         }
-        var made = UringBufferRing(entries: entries, memory: memory)
+        let held = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(count))
+        held.initialize(repeating: 0, count: Int(count))
+        var made = UringBufferRing(entries: entries, memory: memory, held: held)
         io_uring_buf_ring_init(made.ring)
-        made.grow()
+        made.grow(on: uring)
         made.receiveLimit = UringBufferRing.kernelLimitsReceives ? UringBufferRing.receiveLimit : 0
         return .success(made)
     }
@@ -157,29 +177,117 @@ struct UringBufferRing {
 
     /// Provides more buffers (doubling, up to ``count``); false at the maximum.
     @discardableResult
-    mutating func grow() -> Bool {
+    mutating func grow(on uring: UnsafeMutablePointer<io_uring>) -> Bool {
+        if !registered { return register(on: uring) }
         guard provided < UringBufferRing.count else { return false }
         let adding = provided == 0 ? UringBufferRing.initial : min(provided, UringBufferRing.count - provided)
-        for offset in 0..<adding {
-            let bid = UInt16(provided + offset)
-            io_uring_buf_ring_add(ring, address(bid), UInt32(UringBufferRing.size), bid,
-                                  io_uring_buf_ring_mask(UringBufferRing.count), Int32(offset))
-        }
-        io_uring_buf_ring_advance(ring, Int32(adding))
+        provide(provided..<(provided + adding))
         provided += adding
         return true
     }
 
+    /// Adds the buffers of `ids` that no stream holds; those it holds are given back when released.
+    private mutating func provide(_ ids: Range<UInt32>) {
+        var added: Int32 = 0
+        for id in ids {
+            let bid = UInt16(id)
+            if held[Int(id)] != 0 {
+                if id >= provided { retiredHeld -= 1 }  // within the ring again: given back, not retired, on release
+                continue
+            }
+            io_uring_buf_ring_add(ring, address(bid), UInt32(UringBufferRing.size), bid,
+                                  io_uring_buf_ring_mask(UringBufferRing.count), added)
+            added += 1
+        }
+        io_uring_buf_ring_advance(ring, added)
+    }
+
     func address(_ bid: UInt16) -> UnsafeMutableRawPointer { memory + Int(bid) * UringBufferRing.size }
 
-    /// Hands buffer `bid` back to the kernel.
-    func give(_ bid: UInt16) {
-        reactor_buf_ring_recycle(ring, address(bid), UInt32(UringBufferRing.size), bid, UringBufferRing.count)
+    /// The kernel filled buffer `bid`: ours until ``giveBack(_:)``.
+    @inline(__always)
+    mutating func take(_ bid: UInt16) {
+        held[Int(bid)] = 1
+        outstanding += 1
+    }
+
+    /// Buffer `bid` is done with: back to the kernel, or, past a shrink's
+    /// end, its pages to the kernel.
+    @inline(__always)
+    mutating func giveBack(_ bid: UInt16) {
+        held[Int(bid)] = 0
+        outstanding -= 1
+        if UInt32(bid) < provided {
+            reactor_buf_ring_recycle(ring, address(bid), UInt32(UringBufferRing.size), bid, UringBufferRing.count)
+        } else {
+            retiredHeld -= 1
+            discardPages(UInt32(bid)..<UInt32(bid) + 1)
+        }
+    }
+
+    /// Buffers the kernel may fill now.
+    var available: Int { Int(provided) - (outstanding - retiredHeld) }
+
+    /// Whether a shrink would return anything.
+    var isGrown: Bool { registered && provided > UringBufferRing.initial }
+
+    /// The first step of a shrink: the kernel takes no buffer from the ring
+    /// after this. False if the kernel refused (the ring stays as it was).
+    mutating func unregister(on uring: UnsafeMutablePointer<io_uring>) -> Bool {
+        guard io_uring_unregister_buf_ring(uring, Int32(UringBufferRing.group)) == 0 else { return false }
+        registered = false
+        return true
+    }
+
+    /// The rest of a shrink, once the ring is unregistered and every
+    /// completion posted until then reaped (``UringPoller/shrinkBuffers(into:)``):
+    /// back to ``initial`` buffers, the pages of the others returned to the
+    /// kernel, and a fresh ring registered over the same memory with the
+    /// buffers below ``initial`` that no stream holds. Returns how many
+    /// buffers' pages were returned.
+    mutating func shrink(on uring: UnsafeMutablePointer<io_uring>) -> Int {
+        let from = UringBufferRing.initial, to = provided
+        provided = UringBufferRing.initial
+        var discarded = 0, run: UInt32? = nil
+        for id in from...to {
+            if id < to && held[Int(id)] != 0 { retiredHeld += 1 }
+            // Runs of buffers nobody holds, one madvise each.
+            if id < to && held[Int(id)] == 0 {
+                if run == nil { run = id }
+            } else if let start = run {
+                discardPages(start..<id)
+                discarded += Int(id - start)
+                run = nil
+            }
+        }
+        _ = register(on: uring)
+        return discarded
+    }
+
+    /// Registers the ring (again) with the buffers below ``provided`` that no stream holds.
+    private mutating func register(on uring: UnsafeMutablePointer<io_uring>) -> Bool {
+        memset(entries, 0, reactor_buf_ring_size(UringBufferRing.count))
+        guard reactor_register_buf_ring(uring, entries, UringBufferRing.count, UringBufferRing.group) == 0 else {
+            // Receives end with -ENOBUFS meanwhile; the next one tries again (grow).
+            return false
+        }
+        registered = true
+        io_uring_buf_ring_init(ring)
+        provide(0..<provided)
+        return true
+    }
+
+    /// Returns the pages of buffers `ids` to the kernel; they read as zeros when next touched.
+    private func discardPages(_ ids: Range<UInt32>) {
+        // Sound: the range lies in `memory` (ids below `count`), and neither
+        // the kernel (not in the ring) nor a stream (not held) uses these buffers.
+        _ = madvise(address(UInt16(ids.lowerBound)), Int(ids.count) * UringBufferRing.size, MADV_DONTNEED)
     }
 
     func deallocate() {
         free(entries)
         free(memory)
+        held.deallocate()
     }
 }
 
@@ -285,15 +393,15 @@ extension UringPoller: StreamTransport {
 
     public func release(_ completion: StreamCompletion) {
         guard completion.hasBuffer, buffers != nil else { return }
-        buffers!.outstanding -= 1
-        buffers!.give(completion.buffer)
+        buffers!.giveBack(completion.buffer)
     }
 
-    /// Receive buffers provided to the kernel so far (256 at start, doubling
-    /// each time receives run out, up to 8,192); 0 in poll mode.
+    /// Receive buffers provided to the kernel (256 at start, doubling each
+    /// time receives run out, up to 8,192, and back to 256 once the runtime
+    /// is quiet); 0 in poll mode.
     public var providedBufferCount: Int { Int(buffers?.provided ?? 0) }
 
-    public var freeBufferCount: Int { Int(buffers?.provided ?? 0) - (buffers?.outstanding ?? 0) }
+    public var freeBufferCount: Int { buffers?.available ?? 0 }
 
     public func takeCompletions(into batch: inout [StreamCompletion]) {
         batch.removeAll(keepingCapacity: true)
@@ -310,16 +418,13 @@ extension UringPoller: StreamTransport {
         let hasBuffer = cqe.flags & UInt32(IORING_CQE_F_BUFFER) != 0
         let bid = UInt16(truncatingIfNeeded: cqe.flags >> 16)
         let continues = cqe.flags & UInt32(IORING_CQE_F_MORE) != 0
-        if hasBuffer { buffers!.outstanding += 1 }
+        if hasBuffer { buffers!.take(bid) }
         guard index < table.count, table[index].registered, table[index].epoch & UringPoller.generationMask == epoch else {
-            if hasBuffer {
-                buffers!.outstanding -= 1
-                buffers!.give(bid)
-            }
+            if hasBuffer { buffers!.giveBack(bid) }
             return
         }
         if !continues { table[index].receiving = false }
-        if cqe.res == -ENOBUFS { buffers!.grow() }  // this runtime needs more than it has provided
+        if cqe.res == -ENOBUFS { buffers!.grow(on: ring) }  // this runtime needs more than it has provided
         completions.append(StreamCompletion(token: Token(table[index].token), kind: .received, result: cqe.res,
                                             buffer: bid, hasBuffer: hasBuffer, continues: continues))
     }

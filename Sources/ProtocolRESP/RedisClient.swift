@@ -90,6 +90,8 @@ public final class RedisClient: ResourceHandler {
     }
 
     private weak var context: Context?
+    /// The connection by name under way (resolving, then connecting), for a timeout to say what it waited for.
+    private var race: ConnectionRace?
     private var stream: SocketStream?
     /// An eventfd that is never signalled: it carries the client's timers,
     /// which must outlive any one connection (a stream's timers die with it).
@@ -167,6 +169,7 @@ public final class RedisClient: ResourceHandler {
     public func close() {
         guard state != .closed else { return }
         state = .closed
+        race = nil
         generation &+= 1
         if let timer = timeoutTimer { context?.cancel(timer) }
         if let timer = reconnectTimer { context?.cancel(timer) }
@@ -226,11 +229,12 @@ public final class RedisClient: ResourceHandler {
         guard let context else { return }
         state = .connecting
         let attempt = generation
-        context.connect(host: host, port: port, options: options.connect) { [self] result in
+        race = context.connect(host: host, port: port, options: options.connect) { [self] result in
             guard state == .connecting, attempt == generation else {
                 if case .success(let stream) = result { stream.close() }  // closed meanwhile
                 return
             }
+            race = nil
             switch result {
             case .success(let stream):
                 self.stream = stream
@@ -241,6 +245,13 @@ public final class RedisClient: ResourceHandler {
                 connectFailed(error.description)
             }
         }
+    }
+
+    /// What a connection not yet made is waiting for; nil when connected (or not connecting).
+    private var activity: String? {
+        guard state == .connecting else { return nil }
+        if stream != nil { return "doing the TLS handshake with \(name)" }
+        return race.map(\.progress.description)
     }
 
     private func established() {
@@ -254,6 +265,7 @@ public final class RedisClient: ResourceHandler {
     /// waiting for it fail, and the next attempt waits longer.
     private func connectFailed(_ why: String) {
         stream = nil
+        race = nil
         generation &+= 1
         lastFailure = why
         lastFailureTime = context?.now.nanoseconds ?? 0
@@ -392,7 +404,7 @@ public final class RedisClient: ResourceHandler {
                 pending[timeoutCursor].completion = nil
                 counters.failed &+= 1
                 let error = RedisError(command: RedisError.label(pending[timeoutCursor].arguments),
-                                       kind: .timedOut(options.commandTimeout))
+                                       kind: .timedOut(options.commandTimeout), activity: activity)
                 timeoutCursor += 1
                 completion(.failure(error))
             } else {

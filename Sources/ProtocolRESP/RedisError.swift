@@ -3,7 +3,8 @@ import ReactorCore
 /// Why a command got no value, naming the command and the reason:
 /// `redis SET k: ERR wrong number of arguments for 'set' command`,
 /// `redis GET k: connection reset before the reply`,
-/// `redis INCR links:next: no reply within 2 s`.
+/// `redis INCR links:next: no reply within 2.0 seconds`,
+/// `redis INCR links:next: no reply within 2.0 seconds while resolving db.internal`.
 public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong, for code that reacts to particular failures.
     public enum Kind: Sendable, Equatable {
@@ -26,11 +27,16 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     public var command: String
     /// What went wrong.
     public var kind: Kind
+    /// What the client was still doing when a command timed out before its
+    /// connection was made: `resolving db.internal`, `connecting to
+    /// 10.0.0.7:6379`, `doing the TLS handshake with db.internal:6379`; nil once connected.
+    public var activity: String?
 
     /// An error of `kind` for `command` (its name and first argument, shown as given).
-    public init(command: String, kind: Kind) {
+    public init(command: String, kind: Kind, activity: String? = nil) {
         self.command = command
         self.kind = kind
+        self.activity = activity
     }
 
     /// `redis COMMAND ARG: reason`.
@@ -40,7 +46,7 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .server(let message): reason = message
         case .connectionLost(let why): reason = why
         case .notConnected(let why): reason = "not connected: \(why)"
-        case .timedOut(let timeout): reason = "no reply within \(timeout)"
+        case .timedOut(let timeout): reason = "no reply within \(timeout)" + (activity.map { " while \($0)" } ?? "")
         case .protocolViolation(let why): reason = "protocol violation, connection dropped: \(why)"
         case .closed: reason = "the client was closed before the reply"
         }

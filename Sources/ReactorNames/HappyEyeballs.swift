@@ -34,16 +34,39 @@ extension Context {
     /// connected (set its handler there), or an error that says what failed
     /// for each address:
     /// `connect(db.internal:6379): every address failed: [::1]:6379 ECONNREFUSED (Connection refused), 127.0.0.1:6379 ECONNREFUSED (Connection refused)`.
+    /// The race it returns says what it is waiting for, for a caller whose
+    /// own deadline passes first (``ConnectionRace/progress``).
+    @discardableResult
     public func connect(host: String, port: UInt16, options: ConnectOptions = ConnectOptions(),
-                        completion: @escaping (Result<SocketStream, ReactorError>) -> Void) {
+                        completion: @escaping (Result<SocketStream, ReactorError>) -> Void) -> ConnectionRace {
         let race = ConnectionRace(host: host, port: port, options: options, context: self, completion: completion)
         race.start()
+        return race
+    }
+}
+
+/// Where a connection by name is.
+public enum ConnectProgress: Sendable, Equatable, CustomStringConvertible {
+    /// Waiting for the host's addresses.
+    case resolving(String)
+    /// Waiting for one of these addresses to accept (the attempts under way).
+    case connecting([SocketAddress])
+    /// Connected, or failed: the completion was called.
+    case finished
+
+    /// `resolving db.internal`, `connecting to [::1]:6379, 127.0.0.1:6379`, `finished`.
+    public var description: String {
+        switch self {
+        case .resolving(let host): return "resolving \(host)"
+        case .connecting(let addresses): return "connecting to " + addresses.map(\.description).joined(separator: ", ")
+        case .finished: return "finished"
+        }
     }
 }
 
 /// One connection by name: the resolution, then the attempts, each a
 /// stream whose handler this is until one wins.
-final class ConnectionRace: ResourceHandler {
+public final class ConnectionRace: ResourceHandler {
     let host: String
     let port: UInt16
     let options: ConnectOptions
@@ -55,6 +78,8 @@ final class ConnectionRace: ResourceHandler {
     private var failures: [String] = []
     private var staggerTimer: TimerID?
     private var deadline = MonotonicInstant.now()
+    /// What the race is waiting for now.
+    public private(set) var progress: ConnectProgress
 
     init(host: String, port: UInt16, options: ConnectOptions, context: Context,
          completion: @escaping (Result<SocketStream, ReactorError>) -> Void) {
@@ -63,6 +88,7 @@ final class ConnectionRace: ResourceHandler {
         self.options = options
         self.context = context
         self.completion = completion
+        progress = .resolving(host)
     }
 
     private var name: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
@@ -97,6 +123,7 @@ final class ConnectionRace: ResourceHandler {
                 stream.handler = self
                 try context.register(stream)
                 attempts.append(stream)
+                progress = .connecting(attempts.compactMap(\.remoteAddress))
                 if nextAddress < addresses.count {
                     staggerTimer = context.schedule(after: options.attemptDelay, for: stream)
                 }
@@ -108,7 +135,7 @@ final class ConnectionRace: ResourceHandler {
         if attempts.isEmpty { finishFailed() }
     }
 
-    func handle(_ event: ResourceEvent, on stream: SocketStream, context: Context) {
+    public func handle(_ event: ResourceEvent, on stream: SocketStream, context: Context) {
         switch event {
         case .connected:
             won(stream)
@@ -120,8 +147,9 @@ final class ConnectionRace: ResourceHandler {
         }
     }
 
-    func resourceDisconnected(_ stream: SocketStream, reason: DisconnectReason, context: Context) {
+    public func resourceDisconnected(_ stream: SocketStream, reason: DisconnectReason, context: Context) {
         attempts.removeAll { $0 === stream }
+        if completion != nil { progress = .connecting(attempts.compactMap(\.remoteAddress)) }
         if case .failed(let error) = reason, let address = stream.remoteAddress {
             failures.append("\(address) \(Self.reason(error))")
         }
@@ -153,6 +181,7 @@ final class ConnectionRace: ResourceHandler {
     private func finish(_ result: Result<SocketStream, ReactorError>) {
         guard let completion else { return }
         self.completion = nil
+        progress = .finished
         completion(result)
     }
 

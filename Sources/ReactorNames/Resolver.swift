@@ -18,7 +18,8 @@ import Glibc
 /// size, no queue that 1,000 slow lookups can fill. And c-ares can be
 /// pointed at given servers per runtime (`ares_set_servers_ports_csv`),
 /// which `getaddrinfo` cannot without changing the process's resolv.conf.
-/// It reads `/etc/hosts` and `/etc/resolv.conf` as libc does.
+/// It reads `/etc/hosts` and `/etc/resolv.conf` as libc does, the
+/// `options timeout:` and `attempts:` there included (``ResolverConfiguration``).
 ///
 /// Measured (NameResolutionTests, a debug build on 2 vCPUs): 1,000 lookups
 /// started from one callback against a local dnsmasq all answer in 43–61
@@ -34,8 +35,12 @@ import Glibc
 /// returned; each lists IPv6 and IPv4 addresses interleaved, IPv6 first
 /// (RFC 8305's order).
 public final class Resolver {
-    /// The settings in force.
+    /// The settings asked for.
     public let configuration: ResolverConfiguration
+    /// How long one query waits for its answer: the configuration's, else resolv.conf's (or `RES_OPTIONS`'s), else 5 s.
+    public let timeout: Duration
+    /// Rounds over the servers before a lookup fails: the configuration's, else resolv.conf's (or `RES_OPTIONS`'s), else 2.
+    public let tries: Int
     unowned let context: Context
 
     #if canImport(CAres)
@@ -48,6 +53,8 @@ public final class Resolver {
     var sockets: [Int32: ResolverSocket] = [:]
     /// The timer that drives c-ares's retries and timeouts.
     private var retryTimer: TimerID?
+    /// The failure answers of the lookups in flight (see ``ServerFailures``).
+    var serverFailures = ServerFailures()
     #endif
     /// Lookups waiting for an answer (in c-ares, or queued behind ``maximumInFlight``).
     public var pendingCount: Int { inFlight + waiting.count - waitingHead }
@@ -65,6 +72,9 @@ public final class Resolver {
     init(context: Context, configuration: ResolverConfiguration) {
         self.context = context
         self.configuration = configuration
+        let system = ResolvConfOptions.read(path: configuration.resolvConf, environment: getenv("RES_OPTIONS").map { String(cString: $0) })
+        timeout = configuration.timeout ?? system.timeout ?? .seconds(5)
+        tries = max(1, configuration.tries ?? system.attempts ?? 2)
     }
 
     /// Set while the runtime stops: answers (cancellations) are delivered at once.
@@ -89,7 +99,8 @@ public final class Resolver {
     /// without asking anyone) and calls `completion` on the runtime's thread
     /// with its addresses for `port`, or an error that says what and why:
     /// `resolve(db.internal): no such host (NXDOMAIN)`,
-    /// `resolve(db.internal): timed out after 5 s (servers 127.0.0.1:5353)`.
+    /// `resolve(db.internal): server failure (SERVFAIL from 127.0.0.1:5353)`,
+    /// `resolve(db.internal): timed out: no answer in 2 tries of 5.0 seconds (servers 127.0.0.1:5353)`.
     public func resolve(_ host: String, port: UInt16,
                         completion: @escaping (Result<[SocketAddress], ReactorError>) -> Void) {
         if Resolver.isNumeric(host), let numeric = try? SocketAddress(host: host, port: port) {
@@ -113,25 +124,38 @@ public final class Resolver {
     private func startLookup(_ host: String, port: UInt16, completion: @escaping (Result<[SocketAddress], ReactorError>) -> Void) {
         do throws(ReactorError) {
             let channel = try openChannel()
-            let request = ResolverRequest(host: host, port: port, resolver: self, completion: completion)
+            let request = ResolverRequest(host: host, port: port, tries: tries, resolver: self, completion: completion)
             inFlight += 1
-            var hints = ares_addrinfo_hints()
-            hints.ai_family = AF_UNSPEC
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-            // Sound: the retained request is released exactly once, in the callback,
-            // which c-ares calls exactly once per lookup (with ARES_EDESTRUCTION at worst).
-            let argument = Unmanaged.passRetained(request).toOpaque()
-            ares_getaddrinfo(channel, host, nil, &hints, { argument, status, timeouts, result in
-                let request = Unmanaged<ResolverRequest>.fromOpaque(argument!).takeRetainedValue()
-                #if DEBUG
-                precondition(request.resolver.inFlight > 0, "c-ares answered a lookup the resolver does not count as in flight")
-                #endif
-                request.finish(status: status, result: result)
-                if let result { ares_freeaddrinfo(result) }
-            }, argument)
+            ask(request, on: channel)
         } catch {
             context.runAfterCallback { completion(.failure(error)) }
         }
+    }
+
+    /// One round of `request` over the servers (c-ares asks each once; ``tries`` rounds are ours, see openChannel).
+    private func ask(_ request: ResolverRequest, on channel: ares_channel) {
+        var hints = ares_addrinfo_hints()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        // Sound: the retained request is released exactly once, in the callback,
+        // which c-ares calls exactly once per lookup (with ARES_EDESTRUCTION at worst).
+        let argument = Unmanaged.passRetained(request).toOpaque()
+        ares_getaddrinfo(channel, request.host, nil, &hints, { argument, status, timeouts, result in
+            let request = Unmanaged<ResolverRequest>.fromOpaque(argument!).takeRetainedValue()
+            #if DEBUG
+            precondition(request.resolver.inFlight > 0, "c-ares answered a lookup the resolver does not count as in flight")
+            #endif
+            request.finish(status: status, result: result)
+            if let result { ares_freeaddrinfo(result) }
+        }, argument)
+    }
+
+    /// Asks again after a round timed out, while rounds are left; false when none is.
+    func askAgain(_ request: ResolverRequest) -> Bool {
+        guard request.triesLeft > 1, !isShuttingDown, let channel else { return false }
+        request.triesLeft -= 1
+        ask(request, on: channel)
+        return true
     }
     #endif
 
@@ -146,7 +170,7 @@ public final class Resolver {
 
     /// The servers asked, for error messages.
     var serversDescription: String {
-        configuration.servers?.joined(separator: ", ") ?? "from /etc/resolv.conf"
+        configuration.servers?.joined(separator: ", ") ?? "from \(configuration.resolvConf)"
     }
 
     #if canImport(CAres)
@@ -154,8 +178,12 @@ public final class Resolver {
         if let channel { return channel }
         _ = Resolver.libraryReady
         var options = ares_options()
-        options.timeout = Int32(clamping: max(1, configuration.timeout.nanoseconds / 1_000_000 / UInt64(max(1, configuration.tries))))
-        options.tries = Int32(clamping: configuration.tries)
+        // c-ares asks each server once per lookup, waiting `timeout` each
+        // time; the rounds are ours (askAgain). Given its own tries, c-ares
+        // doubles the wait every round (1 s then 2 s for timeout:1
+        // attempts:2, where glibc waits 1 s then 1 s).
+        options.timeout = Int32(clamping: max(1, timeout.nanoseconds / 1_000_000))
+        options.tries = 1
         options.sock_state_cb = { data, fd, readable, writable in
             let resolver = Unmanaged<Resolver>.fromOpaque(data!).takeUnretainedValue()
             #if DEBUG
@@ -165,12 +193,18 @@ public final class Resolver {
         }
         // Sound: unretained — the channel is destroyed in deinit, before the resolver is freed.
         options.sock_state_cb_data = Unmanaged.passUnretained(self).toOpaque()
-        let mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB
+        let mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_RESOLVCONF
         var created: ares_channel?
-        let status = ares_init_options(&created, &options, mask)
+        // c-ares copies the path during the call.
+        let status = configuration.resolvConf.withCString { path in
+            options.resolvconf_path = UnsafeMutablePointer(mutating: path)
+            return ares_init_options(&created, &options, mask)
+        }
         guard status == ARES_SUCCESS, let created else {
             throw ReactorError("resolve", detail: "c-ares could not start: \(String(cString: ares_strerror(status)))")
         }
+        // Sound: unretained, as sock_state_cb_data above.
+        ares_set_socket_functions(created, Resolver.socketFunctions, Unmanaged.passUnretained(self).toOpaque())
         if let servers = configuration.servers {
             let csv = servers.joined(separator: ",")
             let status = ares_set_servers_ports_csv(created, csv)
@@ -270,6 +304,7 @@ public final class Resolver {
 
     func requestFinished() {
         inFlight -= 1
+        if inFlight == 0 { serverFailures.removeAll() }  // notes no lookup will ask for
         guard !isShuttingDown else {
             // The runtime stops: the queued lookups end too, said so.
             let queued = waiting[waitingHead...]
@@ -290,17 +325,23 @@ public final class Resolver {
 final class ResolverRequest {
     let host: String
     let port: UInt16
+    /// Rounds over the servers still allowed, this one included.
+    var triesLeft: Int
     unowned let resolver: Resolver
     let completion: (Result<[SocketAddress], ReactorError>) -> Void
 
-    init(host: String, port: UInt16, resolver: Resolver, completion: @escaping (Result<[SocketAddress], ReactorError>) -> Void) {
+    init(host: String, port: UInt16, tries: Int, resolver: Resolver, completion: @escaping (Result<[SocketAddress], ReactorError>) -> Void) {
         self.host = host
         self.port = port
+        self.triesLeft = tries
         self.resolver = resolver
         self.completion = completion
     }
 
     func finish(status: Int32, result: UnsafeMutablePointer<ares_addrinfo>?) {
+        if status == ARES_ETIMEOUT && resolver.askAgain(self) { return }
+        // Taken before requestFinished, which forgets every note once no lookup is in flight.
+        let answers = status == ARES_ECONNREFUSED ? resolver.serverFailures.take(for: host) : []
         resolver.requestFinished()
         let outcome: Result<[SocketAddress], ReactorError>
         if status == ARES_SUCCESS, let result {
@@ -316,7 +357,7 @@ final class ResolverRequest {
             }
             outcome = v6.isEmpty && v4.isEmpty ? .failure(failure("no addresses")) : .success(Resolver.interleave(v6, v4))
         } else {
-            outcome = .failure(failure(Resolver.explain(status, resolver: resolver)))
+            outcome = .failure(failure(answers.isEmpty ? Resolver.explain(status, resolver: resolver) : ServerFailures.describe(answers)))
         }
         let completion = completion
         if resolver.isShuttingDown { completion(outcome) } else { resolver.context.runAfterCallback { completion(outcome) } }
@@ -375,15 +416,28 @@ extension Resolver {
         return result
     }
 
-    /// c-ares's status, in words a user can act on.
+    /// c-ares's status, in words a user can act on. (A SERVFAIL, REFUSED or
+    /// NOTIMP answer reaches here as `ARES_ECONNREFUSED`, and is described
+    /// from the answers instead when one was seen: ``ServerFailures``.)
     static func explain(_ status: Int32, resolver: Resolver) -> String {
+        let servers = "(servers \(resolver.serversDescription))"
         switch status {
         case ARES_ENOTFOUND: return "no such host (NXDOMAIN)"
         case ARES_ENODATA: return "the name has no addresses (NODATA)"
-        case ARES_ETIMEOUT: return "timed out after \(resolver.configuration.timeout) (servers \(resolver.serversDescription))"
-        case ARES_ECONNREFUSED: return "the DNS servers refused the query (servers \(resolver.serversDescription))"
+        case ARES_ETIMEOUT:
+            let rounds = resolver.tries == 1 ? "1 try" : "\(resolver.tries) tries"
+            return "timed out: no answer in \(rounds) of \(resolver.timeout) \(servers)"
+        case ARES_ECONNREFUSED: return "no DNS server answered: each was unreachable or failed the query \(servers)"
+        case ARES_ESERVFAIL: return "server failure (SERVFAIL) \(servers)"
+        case ARES_EREFUSED: return "query refused (REFUSED) \(servers)"
+        case ARES_ENOTIMP: return "query not implemented (NOTIMP) \(servers)"
+        case ARES_EFORMERR: return "the DNS server could not read the query (FORMERR) \(servers)"
+        case ARES_EBADRESP: return "malformed answer from the DNS server \(servers)"
+        case ARES_EOF: return "the DNS server closed the connection before answering \(servers)"
+        case ARES_EBADNAME: return "not a valid host name"
+        case ARES_ENOMEM: return "out of memory"
         case ARES_EDESTRUCTION, ARES_ECANCELLED: return "cancelled: the runtime stopped"
-        default: return String(cString: ares_strerror(status))
+        default: return "\(String(cString: ares_strerror(status))) (c-ares status \(status))"
         }
     }
 }

@@ -46,18 +46,19 @@ final class RESPScenario: Service {
     /// Ends the scenario: the runtime stops after this turn.
     func finish() { context?.stop() }
 
-    /// Runs the scenario on this thread, in a runtime of `backend`, until it
-    /// finishes; false when it timed out.
-    static func run(backend: Backend = .epoll, timeout: Duration = .seconds(60),
+    /// Runs the scenario on this thread, in a runtime of `backend` made with
+    /// `options`, until it finishes; false when it timed out.
+    static func run(backend: Backend = .epoll, timeout: Duration = .seconds(60), options: RuntimeOptions = RuntimeOptions(),
                     _ start: @escaping (RESPScenario, Context) -> Void) throws -> Bool {
         struct Run: PollerVisitor {
             let scenario: RESPScenario
+            let options: RuntimeOptions
             func visit<P: Poller>(_ type: P.Type) throws {
-                try Runtime<P, RESPScenario>(service: scenario).run()
+                try Runtime<P, RESPScenario>(service: scenario, options: options).run()
             }
         }
         let scenario = RESPScenario(timeout: timeout, start: start)
-        try backend.visit(Run(scenario: scenario))
+        try backend.visit(Run(scenario: scenario, options: options))
         return !scenario.timedOut
     }
 

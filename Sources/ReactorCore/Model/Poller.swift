@@ -73,6 +73,17 @@ public protocol Poller: AnyObject, SendableMetatype {
     /// when it reports readiness only (always, unless ``performsStreamIO``;
     /// also when the kernel lacks a feature the transport needs).
     var streamTransport: (any StreamTransport)? { get }
+
+    /// Hands memory the backend grew for a burst back to the kernel; the
+    /// runtime calls it after a quiet spell (``RuntimeOptions/releaseMemoryAfterQuiet``),
+    /// on its thread, between waits. io_uring's completion mode shrinks its
+    /// provided-buffer ring; the default does nothing.
+    func releaseIdleMemory()
+}
+
+extension Poller {
+    /// Nothing to release: a readiness backend's memory does not grow with bursts.
+    public func releaseIdleMemory() {}
 }
 
 /// A `Sendable` handle that interrupts a poller's `wait` from any thread.

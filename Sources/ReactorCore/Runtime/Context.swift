@@ -123,6 +123,9 @@ public final class Context {
         /// accepts finished by a backend that moves stream bytes itself
         /// (io_uring's completion mode); always 0 over readiness.
         public var streamCompletions: UInt64 = 0
+        /// Times the runtime handed idle memory back to the kernel after a
+        /// quiet spell (``RuntimeOptions/releaseMemoryAfterQuiet``).
+        public var memoryReleases: UInt64 = 0
     }
 
     init(registrar: any Poller, readBufferSize: Int, loopTimeout: Duration?, logger: Logger) {
