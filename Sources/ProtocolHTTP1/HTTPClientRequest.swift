@@ -128,9 +128,10 @@ public struct HTTPClientRequest {
     /// How the request is named in errors: `GET http://127.0.0.1:8080/x`.
     var label: String { "\(method) \(url)" }
 
-    /// The head, or why it cannot be sent (a CR or LF in a field would let
-    /// the caller's data split the request: header injection).
-    func encodeHead(into output: HTTPOutputBuffer) -> String? {
+    /// Appends the head as the client sends it to `output`; or returns why
+    /// it cannot be sent (a CR or LF in a field would let the caller's data
+    /// split the request: header injection), appending nothing.
+    public func encodeHead(into output: HTTPOutputBuffer) -> String? {
         guard !method.isEmpty, method.utf8.allSatisfy(HTTPHeadParser.isTokenByte) else { return "invalid method '\(method)'" }
         for field in headers {
             guard !field.name.isEmpty, field.name.utf8.allSatisfy(HTTPHeadParser.isTokenByte) else { return "invalid header name '\(field.name)'" }
