@@ -173,7 +173,7 @@ let package = Package(
         // TLS engines in memory and against openssl s_server / s_client, with certificates made at test time.
         .testTarget(name: "TLSTests", dependencies: ["ReactorTLS", "CReactorTLS", "ReactorTestSupport"]),
         // The fuzz targets' committed seeds replayed, and the RESP reply parser against redis-server's recorded replies.
-        .testTarget(name: "FuzzTests", dependencies: ["ReactorFuzzTargets", "ProtocolRESP"]),
+        .testTarget(name: "FuzzTests", dependencies: ["ReactorFuzzTargets", "Reactor", "ProtocolRESP", "ProtocolHTTP1", "ReactorTLS"]),
     ],
     swiftLanguageModes: [.v6]
 )

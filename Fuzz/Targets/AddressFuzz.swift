@@ -85,6 +85,13 @@ enum AddressFuzz {
         let abstract = try? SocketAddress.abstract(name: name)
         try require((abstract != nil) == valid, "abstract(name: \(name.debugDescription)) \(abstract == nil ? "refused" : "accepted")")
         if let abstract { try require(abstract.host == "@" + name && abstract.path == nil, "abstract(name: \(name.debugDescription)) reads back \(abstract)") }
+        // Equal only to itself: a file named `@x` is not the abstract name `x`.
+        if let path, let again = try? SocketAddress.unix(path: name) {
+            try require(path == again && path.hashValue == again.hashValue, "unix(path: \(name.debugDescription)) differs from itself")
+        }
+        if let path, name.hasPrefix("@"), let abstract = try? SocketAddress.abstract(name: String(name.dropFirst())) {
+            try require(path != abstract, "the file \(name.debugDescription) equals the abstract name \(String(name.dropFirst()).debugDescription)")
+        }
     }
 
     /// Printable and not a space: what a request line or a `Host` field can carry as is.

@@ -14,7 +14,8 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
     public var target: String
 
     /// Parses `scheme://host[:port][/path][?query]`; nil for anything else
-    /// (other schemes, user info, a bad port). A fragment is dropped: it is never sent.
+    /// (other schemes, user info, a bad port, a space or control character,
+    /// an IPv6 address without its brackets). A fragment is dropped: it is never sent.
     public init?(_ text: String) {
         let lowered = text.lowercased()
         if lowered.hasPrefix("http://") { secure = false } else if lowered.hasPrefix("https://") { secure = true } else { return nil }
@@ -40,14 +41,25 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
         } else {
             host = String(authority)
         }
-        guard !host.isEmpty, !target.contains(where: { $0 == " " || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false }) else { return nil }
+        // Bytes, not Characters: a space followed by a combining mark is one
+        // Character that is not " ", but the request line would still split at it.
+        guard !host.isEmpty, host.utf8.allSatisfy(HTTPURL.isHostByte), target.utf8.allSatisfy(HTTPURL.isTargetByte),
+              host.contains(":") == (authority.first == "[") else { return nil }
         if let portText {
-            guard let port = UInt16(portText), port > 0 else { return nil }
+            guard (1...5).contains(portText.utf8.count), portText.utf8.allSatisfy(HTTPHeadParser.isDigit),
+                  let port = UInt16(portText), port > 0 else { return nil }
             self.port = port
         } else {
             port = secure ? 443 : 80
         }
     }
+
+    /// What a request line may carry in its target: no space, no control byte.
+    static func isTargetByte(_ byte: UInt8) -> Bool { byte > 0x20 && byte != 0x7F }
+
+    /// What a `Host` field may carry: as for a target, and no brackets (only
+    /// around an IPv6 address, which are not part of the host).
+    static func isHostByte(_ byte: UInt8) -> Bool { isTargetByte(byte) && byte != UInt8(ascii: "[") && byte != UInt8(ascii: "]") }
 
     /// `host[:port]` as the `Host` header says it: the port only when it is not the scheme's own.
     public var authority: String {
@@ -62,7 +74,9 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
     /// the same server (`/y`, or `y` beside this target's last segment).
     public func resolving(_ location: String) -> HTTPURL? {
         if let absolute = HTTPURL(location) { return absolute }
-        guard !location.isEmpty, !location.hasPrefix("//") else { return nil }
+        // As for a URL: the fragment is never sent, and the rest goes into the request line as is.
+        let location = String(location.prefix { $0 != "#" })
+        guard !location.isEmpty, !location.hasPrefix("//"), location.utf8.allSatisfy(HTTPURL.isTargetByte) else { return nil }
         var url = self
         if location.hasPrefix("/") {
             url.target = location

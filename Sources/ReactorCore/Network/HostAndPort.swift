@@ -13,14 +13,28 @@ public struct HostAndPort: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Splits `HOST:PORT` (`[::1]:6379` for an IPv6 address); nil when it is not that.
+    /// Parses `HOST:PORT` or `[IPV6]:PORT`. Nil for anything else: no port,
+    /// a port that is not 1 to 65535 in digits, an empty host, a host with
+    /// spaces, control characters or brackets, and an IPv6 address without
+    /// brackets (in `::1:80` the port cannot be told from the address).
     public init?(_ text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        self.host = host
+        let bytes = Array(text.utf8)
+        guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")),
+              let port = HostAndPort.port(bytes[(colon + 1)...]) else { return nil }
+        var host = bytes[..<colon]
+        let bracketed = host.first == UInt8(ascii: "[") && host.last == UInt8(ascii: "]") && host.count > 2
+        if bracketed { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty, host.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") }),
+              host.contains(UInt8(ascii: ":")) == bracketed else { return nil }
+        self.host = String(decoding: host, as: UTF8.self)
         self.port = port
+    }
+
+    /// 1 to 65535 in decimal digits (no sign, no spaces).
+    private static func port(_ digits: ArraySlice<UInt8>) -> UInt16? {
+        guard (1...5).contains(digits.count), digits.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else { return nil }
+        let value = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        return (1...65535).contains(value) ? UInt16(value) : nil
     }
 
     /// `host:port`, or `[host]:port` when the host is an IPv6 address.
