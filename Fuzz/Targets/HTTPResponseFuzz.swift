@@ -151,7 +151,9 @@ enum HTTPResponseFuzz {
 
     /// A response made of parts of the input is parsed as written.
     static func writtenResponseRoundTrip(_ data: UnsafeRawBufferPointer, _ choices: inout Choices) throws(FuzzFailure) {
-        let status = choices.pick(200...599)
+        // 204 and 304 have no body whatever their fields say; the written body would be read as the next response.
+        var status = choices.pick(200...599)
+        if status == 204 || status == 304 { status = 200 }
         func visible(_ count: Int, allowing extra: (UInt8) -> Bool) -> [UInt8] {
             // Bytes of the input as they are where they may appear, else a letter.
             (0..<count).map { _ in

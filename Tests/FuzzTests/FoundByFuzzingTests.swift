@@ -52,6 +52,13 @@ struct FoundByFuzzingTests {
                         "http://h/a \u{301}b", "http://h/\u{7F}", "http://h:+80/", "http://h:0/"] {
             #expect(HTTPURL(refused) == nil, "\(refused.debugDescription)")
         }
+        // A combining mark after the slash must not hide it (the path would become part of the host).
+        let marked = try #require(HTTPURL("http://example.test/\u{07ED}4i"))
+        #expect(marked.host == "example.test" && marked.target == "/\u{07ED}4i")
+        #expect(HTTPURL(marked.description) == marked)
+        #expect(marked.resolving("/\u{301}x")?.target == "/\u{301}x")
+        #expect(marked.resolving("x#\u{301}y")?.target == "/x")
+        #expect(HTTPURL("HTTP\u{1A}//x/") == nil && HTTPURL("HTTPS://x/")?.secure == true)
         let url = try #require(HTTPURL("http://[::1]:8080/a/b?q#frag"))
         #expect(url.description == "http://[::1]:8080/a/b?q")
         #expect(url.resolving("/a b") == nil)
