@@ -31,7 +31,7 @@ build() {
     [ -x "$binary" ] || { echo "fuzz: the build failed (see above)" >&2; exit 1; }
 }
 
-targets() { "$binary" 2>&1 | sed -n 's/^  \([a-z0-9-]*\): .*/\1/p'; }
+targets() { { "$binary" 2>&1 || true; } | sed -n 's/^  \([a-z0-9-]*\): .*/\1/p'; }  # its usage lists them
 
 run() {
     local name=$1 log=$scratch/logs/$1.log
@@ -65,13 +65,16 @@ run() {
 }
 
 build
-if [ "$target" = list ]; then targets; exit 0; fi
+names=$(targets)
+if [ "$target" = list ]; then echo "$names"; exit 0; fi
 failed=()
 if [ "$target" = all ]; then
-    for name in $(targets); do run "$name"; done
+    for name in $names; do run "$name"; done
 else
-    targets | grep -qx "$target" || { echo "fuzz: no target '$target'; there are: $(targets | tr '\n' ' ')" >&2; exit 2; }
-    run "$target"
+    case " $(echo $names) " in
+        *" $target "*) run "$target" ;;
+        *) echo "fuzz: no target '$target'; there are: $(echo $names)" >&2; exit 2 ;;
+    esac
 fi
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: FAILED: ${failed[*]}"
