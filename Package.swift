@@ -43,6 +43,7 @@ let package = Package(
         .executable(name: "reactor-microbench", targets: ["Microbench"]),
         .executable(name: "reactor-bench", targets: ["Bench"]),
         .executable(name: "resp-bench", targets: ["RESPBench"]),
+        .executable(name: "reactor-fuzz", targets: ["ReactorFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
@@ -149,6 +150,14 @@ let package = Package(
             dependencies: ["Reactor", "ProtocolRESP", "CReactorSys", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/RESPBench"
         ),
+        // Fuzzing (scripts/fuzz.sh): one function per parser the network feeds, with the checks it makes;
+        // the driver replays inputs through them, or, built with -sanitize=fuzzer -D FUZZING, is libFuzzer.
+        .target(
+            name: "ReactorFuzzTargets",
+            dependencies: ["ReactorCore", "ReactorTLS", "ProtocolRESP", "ProtocolHTTP1", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Fuzz/Targets"
+        ),
+        .executableTarget(name: "ReactorFuzz", dependencies: ["ReactorFuzzTargets"], path: "Fuzz/Driver"),
         // What the test targets share (a plain library, no Testing): threads, clocks and waits;
         // child processes, the executables they run, reads with deadlines.
         .target(name: "ReactorTestSupport", dependencies: ["ReactorCore", "ReactorTLS"], path: "Tests/Support"),
@@ -163,6 +172,8 @@ let package = Package(
         .testTarget(name: "ExampleTests", dependencies: ["Reactor", "ReactorTestSupport"]),
         // TLS engines in memory and against openssl s_server / s_client, with certificates made at test time.
         .testTarget(name: "TLSTests", dependencies: ["ReactorTLS", "CReactorTLS", "ReactorTestSupport"]),
+        // The fuzz targets' committed seeds replayed, and the RESP reply parser against redis-server's recorded replies.
+        .testTarget(name: "FuzzTests", dependencies: ["ReactorFuzzTargets", "Reactor", "ProtocolRESP", "ProtocolHTTP1", "ReactorTLS"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -34,14 +34,14 @@ struct Links: ParsableCommand {
 
     mutating func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        guard LinksConfiguration.parseAddress(redis) != nil else { throw ValidationError("--redis must be HOST:PORT, e.g. localhost:6379") }
+        guard HostAndPort(redis) != nil else { throw ValidationError("--redis must be HOST:PORT, e.g. localhost:6379 or [::1]:6379") }
         guard redisTimeoutMs > 0 else { throw ValidationError("--redis-timeout-ms must be positive") }
     }
 
     mutating func run() throws {
         TerminationSignals.block()  // before any thread starts: only the signal thread receives SIGTERM
-        let (redisHost, redisPort) = LinksConfiguration.parseAddress(redis)!
-        var configuration = LinksConfiguration(redisHost: redisHost, redisPort: redisPort)
+        let redis = HostAndPort(redis)!  // checked by validate()
+        var configuration = LinksConfiguration(redisHost: redis.host, redisPort: redis.port)
         configuration.redis.commandTimeout = .milliseconds(redisTimeoutMs)
         try backendOptions.run(program: "links", Serve(host: host, port: port, threads: threads, configuration: configuration))
     }

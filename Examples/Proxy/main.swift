@@ -49,7 +49,7 @@ struct Proxy: ParsableCommand {
 
     mutating func validate() throws {
         guard (upstream != nil) != echo else { throw ValidationError("give exactly one of --upstream HOST:PORT and --echo") }
-        if let upstream, Proxy.parse(upstream) == nil {
+        if let upstream, HostAndPort(upstream) == nil {
             throw ValidationError("--upstream \(upstream): expected HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000")
         }
         guard connectTimeoutMs > 0 else { throw ValidationError("--connect-timeout-ms must be positive") }
@@ -59,17 +59,10 @@ struct Proxy: ParsableCommand {
         if upstreamTls && echo { throw ValidationError("--upstream-tls needs --upstream HOST:PORT (the --echo upstream is plain)") }
     }
 
-    static func parse(_ text: String) -> (host: String, port: UInt16)? {
-        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
-    }
-
     mutating func run() throws {
         // Certificates and CAs are read now: a bad file fails here, with OpenSSL's reason, before anything listens.
         let listenerTLS = try tlsOptions.serverTLS(program: "proxy")
-        let upstream = self.upstream.flatMap(Proxy.parse)
+        let upstream = self.upstream.flatMap(HostAndPort.init).map { (host: $0.host, port: $0.port) }
         var upstreamTLS: (options: StreamTLSOptions, name: String)?
         if upstreamTls, let upstream {
             let name = upstreamName ?? upstream.host

@@ -14,40 +14,59 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
     public var target: String
 
     /// Parses `scheme://host[:port][/path][?query]`; nil for anything else
-    /// (other schemes, user info, a bad port). A fragment is dropped: it is never sent.
+    /// (other schemes, user info, a bad port, a space or control character,
+    /// an IPv6 address without its brackets). A fragment is dropped: it is never sent.
     public init?(_ text: String) {
-        let lowered = text.lowercased()
-        if lowered.hasPrefix("http://") { secure = false } else if lowered.hasPrefix("https://") { secure = true } else { return nil }
-        var rest = Substring(text.dropFirst(secure ? 8 : 7))
-        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        // Split on bytes, never on Characters: a combining mark after `/`
+        // makes one Character that is not "/", which would hide the slash
+        // and move the path into the host.
+        let bytes = Array(text.utf8)
+        let scheme = bytes.prefix(8).map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }  // letters lowercased, nothing else
+        if scheme.starts(with: Array("http://".utf8)) { secure = false } else if scheme.starts(with: Array("https://".utf8)) { secure = true } else { return nil }
+        var rest = bytes[(secure ? 8 : 7)...]
+        if let hash = rest.firstIndex(of: UInt8(ascii: "#")) { rest = rest[..<hash] }
+        let authorityEnd = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
         let authority = rest[..<authorityEnd]
         let path = rest[authorityEnd...]
-        target = path.isEmpty ? "/" : path.first == "?" ? "/" + path : String(path)
-        guard !authority.isEmpty, !authority.contains("@") else { return nil }
-        var portText: Substring?
-        if authority.first == "[" {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            host = String(authority[authority.index(after: authority.startIndex)..<close])
-            let after = authority[authority.index(after: close)...]
+        target = path.isEmpty ? "/" : String(decoding: path.first == UInt8(ascii: "?") ? [UInt8(ascii: "/")] + path : Array(path), as: UTF8.self)
+        guard !authority.isEmpty, !authority.contains(UInt8(ascii: "@")) else { return nil }
+        let bracketed = authority.first == UInt8(ascii: "[")
+        var hostBytes: ArraySlice<UInt8>
+        var portBytes: ArraySlice<UInt8>?
+        if bracketed {
+            guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { return nil }
+            hostBytes = authority[(authority.startIndex + 1)..<close]
+            let after = authority[(close + 1)...]
             if !after.isEmpty {
-                guard after.first == ":" else { return nil }
-                portText = after.dropFirst()
+                guard after.first == UInt8(ascii: ":") else { return nil }
+                portBytes = after.dropFirst()
             }
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = String(authority[..<colon])
-            portText = authority[authority.index(after: colon)...]
+        } else if let colon = authority.lastIndex(of: UInt8(ascii: ":")) {
+            hostBytes = authority[..<colon]
+            portBytes = authority[(colon + 1)...]
         } else {
-            host = String(authority)
+            hostBytes = authority
         }
-        guard !host.isEmpty, !target.contains(where: { $0 == " " || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false }) else { return nil }
-        if let portText {
-            guard let port = UInt16(portText), port > 0 else { return nil }
-            self.port = port
+        // A space or control byte would split the request line or the Host field.
+        guard !hostBytes.isEmpty, hostBytes.allSatisfy(HTTPURL.isHostByte), path.allSatisfy(HTTPURL.isTargetByte),
+              hostBytes.contains(UInt8(ascii: ":")) == bracketed else { return nil }
+        host = String(decoding: hostBytes, as: UTF8.self)
+        if let portBytes {
+            guard (1...5).contains(portBytes.count), portBytes.allSatisfy(HTTPHeadParser.isDigit) else { return nil }
+            let value = portBytes.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+            guard (1...65535).contains(value) else { return nil }
+            port = UInt16(value)
         } else {
             port = secure ? 443 : 80
         }
     }
+
+    /// What a request line may carry in its target: no space, no control byte.
+    static func isTargetByte(_ byte: UInt8) -> Bool { byte > 0x20 && byte != 0x7F }
+
+    /// What a `Host` field may carry: as for a target, and no brackets (only
+    /// around an IPv6 address, which are not part of the host).
+    static func isHostByte(_ byte: UInt8) -> Bool { isTargetByte(byte) && byte != UInt8(ascii: "[") && byte != UInt8(ascii: "]") }
 
     /// `host[:port]` as the `Host` header says it: the port only when it is not the scheme's own.
     public var authority: String {
@@ -62,13 +81,17 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
     /// the same server (`/y`, or `y` beside this target's last segment).
     public func resolving(_ location: String) -> HTTPURL? {
         if let absolute = HTTPURL(location) { return absolute }
-        guard !location.isEmpty, !location.hasPrefix("//") else { return nil }
+        // As for a URL, in bytes: the fragment is never sent, and the rest goes into the request line as is.
+        let location = Array(location.utf8).prefix { $0 != UInt8(ascii: "#") }
+        guard !location.isEmpty, !location.starts(with: Array("//".utf8)), location.allSatisfy(HTTPURL.isTargetByte) else { return nil }
         var url = self
-        if location.hasPrefix("/") {
-            url.target = location
+        if location.first == UInt8(ascii: "/") {
+            url.target = String(decoding: location, as: UTF8.self)
         } else {
-            let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
-            url.target = String(path[...(path.lastIndex(of: "/") ?? path.startIndex)]) + location
+            // Beside the last segment of this target's path (the query dropped).
+            let path = Array(target.utf8).prefix { $0 != UInt8(ascii: "?") }
+            let directory = path[...(path.lastIndex(of: UInt8(ascii: "/")) ?? path.startIndex)]
+            url.target = String(decoding: directory + location, as: UTF8.self)
         }
         return url
     }
@@ -128,9 +151,10 @@ public struct HTTPClientRequest {
     /// How the request is named in errors: `GET http://127.0.0.1:8080/x`.
     var label: String { "\(method) \(url)" }
 
-    /// The head, or why it cannot be sent (a CR or LF in a field would let
-    /// the caller's data split the request: header injection).
-    func encodeHead(into output: HTTPOutputBuffer) -> String? {
+    /// Appends the head as the client sends it to `output`; or returns why
+    /// it cannot be sent (a CR or LF in a field would let the caller's data
+    /// split the request: header injection), appending nothing.
+    public func encodeHead(into output: HTTPOutputBuffer) -> String? {
         guard !method.isEmpty, method.utf8.allSatisfy(HTTPHeadParser.isTokenByte) else { return "invalid method '\(method)'" }
         for field in headers {
             guard !field.name.isEmpty, field.name.utf8.allSatisfy(HTTPHeadParser.isTokenByte) else { return "invalid header name '\(field.name)'" }

@@ -120,6 +120,8 @@ public enum HTTPHeadParser {
             j += 1
         }
         guard j > targetStart, j < end, base[j] == 0x20 else { return .badRequest }
+        // A query with no path before it is no form of request-target (RFC 9112 §3.2), and would route on an empty path.
+        guard queryStart != targetStart else { return .badRequest }
         head.path = pathRange(base, targetStart, queryStart < 0 ? j : queryStart)
 
         // The version: exactly `HTTP/d.d`, and only 1.0 and 1.1 are served.

@@ -147,6 +147,8 @@ public enum HTTPResponseHeadParser {
         let valid = count >= 12 && matches(buffer, start, "HTTP/1.") && HTTPHeadParser.isDigit(buffer[start + 7])
             && buffer[start + 8] == 0x20 && (9..<12).allSatisfy { HTTPHeadParser.isDigit(buffer[start + $0]) }
             && buffer[start + 9] != UInt8(ascii: "0") && (count == 12 || buffer[start + 12] == 0x20)
+            // The reason phrase is text (RFC 9112 §4): a control byte there, a bare CR say, is not one.
+            && (start + 12..<line.upperBound).allSatisfy { buffer[$0] >= 0x20 && buffer[$0] != 0x7F || buffer[$0] == 0x09 }
         guard valid else {
             if count >= 8 && matches(buffer, start, "HTTP/") && !matches(buffer, start, "HTTP/1.") {
                 return "unsupported HTTP version in status line \(quoted(buffer, line))"

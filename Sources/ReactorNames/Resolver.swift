@@ -103,6 +103,12 @@ public final class Resolver {
     /// `resolve(db.internal): timed out: no answer in 2 tries of 5.0 seconds (servers 127.0.0.1:5353)`.
     public func resolve(_ host: String, port: UInt16,
                         completion: @escaping (Result<[SocketAddress], ReactorError>) -> Void) {
+        // c-ares, like inet_pton, reads a C string: a NUL would make it look up a shorter name.
+        guard !host.utf8.contains(0) else {
+            let error = ReactorError("resolve", .named(host), detail: "a host name cannot contain a NUL byte")
+            context.runAfterCallback { completion(.failure(error)) }
+            return
+        }
         if Resolver.isNumeric(host), let numeric = try? SocketAddress(host: host, port: port) {
             context.runAfterCallback { completion(.success([numeric])) }
             return

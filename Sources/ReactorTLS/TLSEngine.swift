@@ -83,6 +83,10 @@ public final class TLSEngine {
         if configuration.role == .server && serverName != nil {
             throw TLSError(.misuse, operation: operation, reason: "a server engine takes no server name (it learns the client's from SNI)")
         }
+        // OpenSSL takes the name as a C string: "good.test\0other" would be sent and verified as good.test.
+        if let serverName, serverName.utf8.contains(0) {
+            throw TLSError(.misuse, operation: operation, reason: "the server name \(serverName.debugDescription) contains a NUL byte")
+        }
         if configuration.role == .client && serverName == nil && configuration.verification == .full {
             throw TLSError(.misuse, operation: operation,
                            reason: "full verification needs the server's name (or verification .noHostnameVerification)")

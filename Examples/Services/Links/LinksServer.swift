@@ -24,14 +24,6 @@ public struct LinksConfiguration: Sendable {
         self.redis = redis
         self.http = http
     }
-
-    /// Splits `HOST:PORT` (`[::1]:6379` for an IPv6 address); nil when it is not that.
-    public static func parseAddress(_ text: String) -> (host: String, port: UInt16)? {
-        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
-    }
 }
 
 /// Starts `links` on a ``RuntimeGroup``: one runtime per thread, each with

@@ -14,6 +14,10 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// `host` is a numeric address: `127.0.0.1`, `::1`, `0.0.0.0`, `::`.
     public init(host: String, port: UInt16) throws(ReactorError) {
         var storage = sockaddr_storage()
+        // inet_pton reads a C string: without this, "127.0.0.1\0junk" would pass as 127.0.0.1.
+        guard !host.utf8.contains(0) else {
+            throw ReactorError("address", .named(host), detail: "not a numeric address: it contains a NUL byte")
+        }
         if host.contains(":") {
             var sin6 = sockaddr_in6()
             sin6.sin6_family = sa_family_t(AF_INET6)
@@ -136,19 +140,54 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// A Unix socket's file-system path (nil for other families and abstract names).
     public var path: String? {
-        guard let name = unixName, !name.hasPrefix("@") else { return nil }
-        return name
+        // Told apart by the leading NUL, not by the text: a file may be called `@x`.
+        guard let name = unixNameBytes, name.first != 0 else { return nil }
+        return String(decoding: name, as: UTF8.self)
     }
 
     private var unixName: String? {
+        guard let name = unixNameBytes else { return nil }
+        if name.first == 0 { return "@" + String(decoding: name.dropFirst(), as: UTF8.self) }
+        return String(decoding: name, as: UTF8.self)
+    }
+
+    /// A Unix socket's name as the kernel holds it: a path without its
+    /// terminating NUL, or an abstract name after its leading NUL (every byte
+    /// of which counts); nil for other families and unnamed sockets.
+    private var unixNameBytes: [UInt8]? {
         guard isUnix else { return nil }
         let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)!
         let count = Int(length) - pathOffset
         guard count > 0 else { return nil }
         return withUnsafeBytes(of: storage) { raw in
             let bytes = Array(raw[pathOffset..<(pathOffset + count)])
-            if bytes.first == 0 { return "@" + String(decoding: bytes.dropFirst(), as: UTF8.self) }
-            return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            return bytes.first == 0 ? bytes : Array(bytes.prefix { $0 != 0 })
+        }
+    }
+
+    /// What tells addresses apart: the family, the port and address (with an
+    /// IPv6 address's scope), or a Unix socket's name bytes. Not the
+    /// description, which a file named `@x` shares with the abstract name `x`,
+    /// and which leaves out an IPv6 scope.
+    private var identity: [UInt8] {
+        withUnsafeBytes(of: storage) { raw in
+            var key: [UInt8] = withUnsafeBytes(of: storage.ss_family) { Array($0) }
+            switch family {
+            case AF_INET:
+                let sin = raw.load(as: sockaddr_in.self)
+                withUnsafeBytes(of: sin.sin_port) { key += $0 }
+                withUnsafeBytes(of: sin.sin_addr) { key += $0 }
+            case AF_INET6:
+                let sin6 = raw.load(as: sockaddr_in6.self)
+                withUnsafeBytes(of: sin6.sin6_port) { key += $0 }
+                withUnsafeBytes(of: sin6.sin6_addr) { key += $0 }
+                withUnsafeBytes(of: sin6.sin6_scope_id) { key += $0 }
+            case AF_UNIX:
+                key += unixNameBytes ?? []
+            default:
+                key += raw.prefix(Int(length))
+            }
+            return key
         }
     }
 
@@ -160,8 +199,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public static func == (a: Self, b: Self) -> Bool { a.description == b.description }
-    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
+    public static func == (a: Self, b: Self) -> Bool { a.identity == b.identity }
+    public func hash(into hasher: inout Hasher) { hasher.combine(identity) }
 
     /// Calls `body` with the address as a `sockaddr` and its length, for a
     /// system call the library does not wrap (`bind`, `connect` on a socket
