@@ -10,6 +10,6 @@ bash Benchmarks/build.sh   # the C reference the reactor-bench test compares wit
 # once lost it silently: ~6% more instructions per round trip).
 bash scripts/check-specialization.sh
 # Every fuzz target for 20 s under libFuzzer and AddressSanitizer (its own
-# build, in .build-fuzz): a crash, failed check, leak or timeout fails the run.
-bash scripts/fuzz.sh all 20
+# debug build, in .build-fuzz): a crash, failed check, leak or timeout fails the run.
+FUZZ_CONFIGURATION=debug bash scripts/fuzz.sh all 20
 swift test --skip-build --disable-xctest
