@@ -76,8 +76,10 @@ public final class Runtime<P: Poller, S: Service> {
         controller.markLoopThread()
         defer {
             shutdownResources()
+            context.stopFaultInjection()
             controller.markStopped()
         }
+        try context.startFaultInjection(options.faults)
         context.currentTime = .now()
         service.runtimeStarted(context: context)
         deliverNotices()

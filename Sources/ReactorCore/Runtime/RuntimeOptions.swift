@@ -13,6 +13,10 @@ public struct RuntimeOptions: Sendable {
     public var logger: Logger
     /// Where the runtime's ``Context/resolver`` asks (the system's servers by default).
     public var resolver = ResolverConfiguration()
+    /// Faults to inject into this runtime's system calls and io_uring
+    /// completions (debug builds only; see ``FaultInjection``): by default
+    /// what `REACTOR_FAULTS` says, nil when it is unset.
+    public var faults: FaultInjection? = FaultInjection.fromEnvironment
 
     /// Options with the given values; every one has a default.
     public init(
