@@ -310,10 +310,10 @@ extension UringPoller: StreamTransport {
         let iov = sends.slots[Int(slot)].iov, header = sends.slots[Int(slot)].header
         #if DEBUG
         var count = gather(UnsafeMutableBufferPointer(start: iov, count: UringSendSlots.vectors))
-        if fault == .uringShortSends {
+        if fault == .uringShortSends, let first = (0..<count).first(where: { iov[$0].iov_len > 0 }) {
             // What a kernel short of socket buffer sends: the first byte.
+            iov.pointee = iovec(iov_base: iov[first].iov_base, iov_len: 1)
             count = 1
-            iov.pointee.iov_len = 1
         }
         #else
         let count = gather(UnsafeMutableBufferPointer(start: iov, count: UringSendSlots.vectors))

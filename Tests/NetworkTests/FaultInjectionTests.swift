@@ -92,7 +92,7 @@ struct FaultInjectionTests {
     /// integrity client against it (its own runtime clean), and the checks
     /// every case shares: every connection accounted for by the client,
     /// every server connection ended and reported, none left open.
-    func run(_ backend: Backend, _ faults: FaultInjection, connections: Int, bytes: Int)
+    func run(_ backend: Backend, _ faults: FaultInjection?, connections: Int, bytes: Int)
         throws -> (report: IntegrityReport, record: FaultRecord, completionMode: Bool) {
         try ensureDescriptorLimit(4 * connections + 500)
         var options = RuntimeOptions()
@@ -110,7 +110,7 @@ struct FaultInjectionTests {
         let open = try server.inspect { $0.resourceCount }
         try server.stop()
         let seen = record.value
-        print("faults \(faults) on \(backend): \(report); server: \(seen.accepted) accepted, \(seen.endings.count) ended, injected \(seen.injected)")
+        print("faults \(faults.map { "\($0)" } ?? "none") on \(backend): \(report); server: \(seen.accepted) accepted, \(seen.endings.count) ended, injected \(seen.injected)")
         #expect(report.completed + report.failures.count == connections, "a connection neither completed nor failed: \(report)")
         #expect(!report.failures.contains { $0.contains("differs") || $0.contains("more than") }, "bytes corrupted: \(report)")
         #expect(ended && seen.accepted == connections, "\(seen.accepted) accepted, \(seen.endings.count) ended")

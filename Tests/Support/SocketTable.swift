@@ -6,11 +6,14 @@
 import Glibc
 #endif
 
-/// The states (by name) of this network namespace's TCP sockets whose local
-/// port is `port` and that still hold a connection or listen: ESTABLISHED,
+/// The states (by name) of this process's TCP sockets whose local port is
+/// `port` and that still hold a connection or listen: ESTABLISHED,
 /// CLOSE_WAIT, LISTEN, SYN_RECV. A socket closed by its owner is in none of
 /// these (FIN_WAIT, TIME_WAIT, LAST_ACK are the kernel's, not a descriptor's).
+/// Only sockets a descriptor of this process refers to count: another
+/// process on this machine may have left one on the same port number.
 public func openTCPSockets(localPort port: UInt16) -> [String] {
+    let ours = socketInodesOfThisProcess()
     let names = ["01": "ESTABLISHED", "03": "SYN_RECV", "08": "CLOSE_WAIT", "0A": "LISTEN"]
     let wanted = ":" + String(port, radix: 16, uppercase: true).leftPadded(to: 4)
     var found: [String] = []
@@ -19,11 +22,29 @@ public func openTCPSockets(localPort port: UInt16) -> [String] {
         for line in text.split(separator: "\n").dropFirst() {
             // "  sl  local_address rem_address   st ..."
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count > 3, fields[1].hasSuffix(wanted), let state = names[String(fields[3])] else { continue }
+            guard fields.count > 9, fields[1].hasSuffix(wanted), let state = names[String(fields[3])],
+                  ours.contains(String(fields[9])) else { continue }
             found.append(state)
         }
     }
     return found
+}
+
+/// The inode numbers of the sockets this process's descriptors refer to
+/// (`/proc/self/fd/N` links to `socket:[INODE]`).
+private func socketInodesOfThisProcess() -> Set<String> {
+    var inodes: Set<String> = []
+    guard let directory = opendir("/proc/self/fd") else { return inodes }
+    defer { closedir(directory) }
+    var target = [CChar](repeating: 0, count: 256)
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let n = readlink("/proc/self/fd/" + name, &target, target.count - 1)
+        guard n > 0 else { continue }
+        let link = String(decoding: target[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if link.hasPrefix("socket:["), link.hasSuffix("]") { inodes.insert(String(link.dropFirst(8).dropLast())) }
+    }
+    return inodes
 }
 
 private func readWholeFile(_ path: String) -> String? {

@@ -27,7 +27,9 @@ import Synchronization
 public struct FaultInjection: Sendable, Equatable, CustomStringConvertible {
     /// The ways a call can fail.
     public struct Kinds: OptionSet, Sendable, Hashable {
+        /// One bit per kind, in the order of ``names``.
         public let rawValue: UInt32
+        /// The kinds whose bits are set in `rawValue`.
         public init(rawValue: UInt32) { self.rawValue = rawValue }
 
         /// `EINTR` from a transfer or `accept4` (retried in place).
@@ -58,6 +60,7 @@ public struct FaultInjection: Sendable, Equatable, CustomStringConvertible {
                                                .uringNoBuffers, .uringShortSends, .uringEarlyEnd, .uringCancelled]
         /// What ends a connection (with its reason) or pauses accepting.
         public static let fatal: Kinds = [.connectionReset, .brokenPipe, .tooManyOpenFiles]
+        /// Every kind.
         public static let all: Kinds = [.transparent, .fatal]
 
         /// Every kind by its name in `REACTOR_FAULTS`, in bit order.
@@ -183,6 +186,7 @@ public final class FaultInjector {
         }
     }
 
+    /// What this injector injects, and from which seed.
     public let configuration: FaultInjection
     private let threshold: UInt64
     private var calls: UInt64 = 0
