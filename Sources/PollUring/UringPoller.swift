@@ -380,8 +380,15 @@ public final class UringPoller: Poller {
             while true {
                 let count = io_uring_peek_batch_cqe(ring, batch, UringPoller.batchSize)
                 if count == 0 { break }
-                for index in 0..<Int(count) where batch[index]!.pointee.user_data == UringPoller.kindCancelAll {
-                    done = true
+                for index in 0..<Int(count) {
+                    // Sound: peek_batch filled `count` valid pointers, valid until cq_advance.
+                    let cqe = batch[index]!.pointee
+                    if cqe.user_data == UringPoller.kindCancelAll {
+                        done = true
+                    } else if cqe.user_data & UringPoller.kindMask == UringPoller.kindAccept && cqe.res >= 0 {
+                        // A connection a multishot accept took before its cancel: nobody will own it.
+                        Glibc.close(cqe.res)
+                    }
                 }
                 io_uring_cq_advance(ring, count)
             }
