@@ -3,6 +3,7 @@
 #   epoll_echo      the C reference echo server (epoll)
 #   uring_echo      the C reference echo server (io_uring, liburing)
 #   echo_load       the ping-pong load generator
+#   echo_rounds     an exact number of round trips (callgrind-echo.sh's client)
 #   malloc_count.so the LD_PRELOAD allocation counter
 # -Werror: these are small enough that any warning is worth a look.
 set -euo pipefail
@@ -22,6 +23,7 @@ else
   echo "build.sh: no liburing.h (apt-get install liburing-dev): uring_echo not built" >&2
 fi
 "$CC" "${CFLAGS[@]}" -o "$out/echo_load" "$here/c-reference/echo_load.c" -lm
+"$CC" "${CFLAGS[@]}" -o "$out/echo_rounds" "$here/c-reference/echo_rounds.c"
 # -fPIC -shared for LD_PRELOAD; -ldl for dlsym on glibc older than 2.34.
 "$CC" "${CFLAGS[@]}" -fPIC -shared -o "$out/malloc_count.so" "$here/malloc-count/malloc_count.c" -ldl
 echo "built in $out: $(cd "$out" && echo *)"

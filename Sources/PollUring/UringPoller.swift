@@ -281,6 +281,10 @@ public final class UringPoller: Poller {
 
         var first: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
+        #if DEBUG
+        // Completions injected during the submissions are ready now: the wait must not block for others.
+        let timeout = completions.isEmpty ? timeout : .zero
+        #endif
         if timeout == .zero {
             // Entering the kernel also runs the completions' pending task work.
             rc = buffers == nil ? io_uring_submit(ring) : io_uring_submit_and_get_events(ring)
@@ -416,8 +420,15 @@ public final class UringPoller: Poller {
             while true {
                 let count = io_uring_peek_batch_cqe(ring, batch, UringPoller.batchSize)
                 if count == 0 { break }
-                for index in 0..<Int(count) where batch[index]!.pointee.user_data == UringPoller.kindCancelAll {
-                    done = true
+                for index in 0..<Int(count) {
+                    // Sound: peek_batch filled `count` valid pointers, valid until cq_advance.
+                    let cqe = batch[index]!.pointee
+                    if cqe.user_data == UringPoller.kindCancelAll {
+                        done = true
+                    } else if cqe.user_data & UringPoller.kindMask == UringPoller.kindAccept && cqe.res >= 0 {
+                        // A connection a multishot accept took before its cancel: nobody will own it.
+                        Glibc.close(cqe.res)
+                    }
                 }
                 io_uring_cq_advance(ring, count)
             }

@@ -338,9 +338,35 @@ extension UringPoller: StreamTransport {
         let index = Int(fd.rawValue)
         guard isRegistered(index), !table[index].receiving else { return }
         table[index].receiving = true
+        let tag = UringPoller.tag(index, table[index].epoch, kind: UringPoller.kindReceive)
+        #if DEBUG
+        var limit = buffers!.receiveLimit
+        var fault: FaultInjection.Kinds?
+        if let injector = FaultInjector.current, let chosen = injector.decide(.uringReceive) {
+            fault = chosen
+            switch chosen {
+            case .uringNoBuffers, .connectionReset:
+                // The receive's end, as the kernel reports it (no buffer left, or the peer's reset), without submitting it.
+                table[index].receiving = false
+                return completions.append(StreamCompletion(token: Token(table[index].token), kind: .received,
+                                                           result: chosen == .uringNoBuffers ? -ENOBUFS : -ECONNRESET))
+            case .uringEarlyEnd where limit > 0:
+                // The kernel ends it for real, after a few bytes: a byte limit it honours.
+                limit = UInt32(injector.amount(below: 4096))
+            default:
+                break
+            }
+        }
+        #else
+        let limit = buffers!.receiveLimit
+        #endif
         let sqe = nextSQE()
-        reactor_prep_recv_multishot(sqe, fd.rawValue, UringBufferRing.group, buffers!.receiveLimit)
-        io_uring_sqe_set_data64(sqe, UringPoller.tag(index, table[index].epoch, kind: UringPoller.kindReceive))
+        reactor_prep_recv_multishot(sqe, fd.rawValue, UringBufferRing.group, limit)
+        io_uring_sqe_set_data64(sqe, tag)
+        #if DEBUG
+        // A kernel that cannot limit receives ends this one by cancelling it instead.
+        if fault == .uringCancelled || (fault == .uringEarlyEnd && limit == buffers!.receiveLimit) { cancel(tag) }
+        #endif
     }
 
     public func stopReceiving(_ fd: FileDescriptor) {
@@ -354,9 +380,21 @@ extension UringPoller: StreamTransport {
         guard isRegistered(index), !table[index].receiving else { return }
         table[index].receiving = true
         table[index].accepts = true
+        let tag = UringPoller.tag(index, table[index].epoch, kind: UringPoller.kindAccept)
+        #if DEBUG
+        let fault = FaultInjector.current?.decide(.uringAccept)
+        if fault == .tooManyOpenFiles {
+            // Out of descriptors, as the kernel ends a multishot accept then, without submitting it.
+            table[index].receiving = false
+            return completions.append(StreamCompletion(token: Token(table[index].token), kind: .accepted, result: -EMFILE))
+        }
+        #endif
         let sqe = nextSQE()
         io_uring_prep_multishot_accept(sqe, fd.rawValue, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
-        io_uring_sqe_set_data64(sqe, UringPoller.tag(index, table[index].epoch, kind: UringPoller.kindAccept))
+        io_uring_sqe_set_data64(sqe, tag)
+        #if DEBUG
+        if fault == .uringCancelled { cancel(tag) }
+        #endif
     }
 
     public var maximumSendVectors: Int { UringSendSlots.vectors }
@@ -364,6 +402,13 @@ extension UringPoller: StreamTransport {
     public func send(_ fd: FileDescriptor, owner: AnyObject, gather: (UnsafeMutableBufferPointer<iovec>) -> Int) {
         let index = Int(fd.rawValue)
         guard isRegistered(index) else { return }
+        #if DEBUG
+        let fault = FaultInjector.current?.decide(.uringSend)
+        if fault == .brokenPipe {
+            // The peer is gone: the send fails as the kernel fails it, without being submitted.
+            return completions.append(StreamCompletion(token: Token(table[index].token), kind: .sent, result: -EPIPE))
+        }
+        #endif
         let slot = sends.take()
         sends.slots[Int(slot)].owner = owner
         sends.slots[Int(slot)].index = fd.rawValue
@@ -371,7 +416,16 @@ extension UringPoller: StreamTransport {
         table[index].sendSlot = slot
         // The two pointers, not the slot: copying the slot retained its owner.
         let iov = sends.slots[Int(slot)].iov, header = sends.slots[Int(slot)].header
+        #if DEBUG
+        var count = gather(UnsafeMutableBufferPointer(start: iov, count: UringSendSlots.vectors))
+        if fault == .uringShortSends, let first = (0..<count).first(where: { iov[$0].iov_len > 0 }) {
+            // What a kernel short of socket buffer sends: the first byte.
+            iov.pointee = iovec(iov_base: iov[first].iov_base, iov_len: 1)
+            count = 1
+        }
+        #else
         let count = gather(UnsafeMutableBufferPointer(start: iov, count: UringSendSlots.vectors))
+        #endif
         let sqe = nextSQE()
         if count == 1 {
             io_uring_prep_send(sqe, fd.rawValue, iov.pointee.iov_base, iov.pointee.iov_len, Int32(MSG_NOSIGNAL))
@@ -383,6 +437,9 @@ extension UringPoller: StreamTransport {
             io_uring_prep_sendmsg(sqe, fd.rawValue, header, UInt32(MSG_NOSIGNAL))
         }
         io_uring_sqe_set_data64(sqe, UringPoller.kindSend | UInt64(UInt32(slot)))
+        #if DEBUG
+        if fault == .uringCancelled { cancel(UringPoller.kindSend | UInt64(UInt32(slot))) }
+        #endif
     }
 
     public func bytes(of completion: StreamCompletion) -> UnsafeRawBufferPointer {

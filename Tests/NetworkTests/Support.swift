@@ -18,12 +18,12 @@ final class ServerThread: Sendable {
     /// Starts `makeService()` on a new runtime of `backend`, on a thread of
     /// its own; `setUp` runs there before the loop starts, registers the
     /// listeners and returns the port clients should use.
-    init<S: Service>(_ backend: Backend, name: String,
+    init<S: Service>(_ backend: Backend, name: String, options: RuntimeOptions = RuntimeOptions(),
                      makeService: @escaping @Sendable () -> S,
                      setUp: @escaping @Sendable (S, Context) throws(ReactorError) -> UInt16) throws where S.Command == Never {
         let handoff = Shared<Result<(Controller<Never>, UInt16), ReactorError>?>(nil)
         let ready = DispatchSemaphore(value: 0)
-        let start = ServerStart(makeService: makeService, setUp: setUp, handoff: handoff, ready: ready)
+        let start = ServerStart(options: options, makeService: makeService, setUp: setUp, handoff: handoff, ready: ready)
         try startDetachedThread(name: name) {
             do { try backend.visit(start) } catch {
                 handoff.update { $0 = $0 ?? .failure(ReactorError("start", .named(name), detail: "\(error)")) }
@@ -60,6 +60,7 @@ final class ServerThread: Sendable {
 
 /// Creates the runtime and the Service on the server thread and starts the loop.
 private struct ServerStart<S: Service>: PollerVisitor where S.Command == Never {
+        let options: RuntimeOptions
         let makeService: @Sendable () -> S
         let setUp: @Sendable (S, Context) throws(ReactorError) -> UInt16
         let handoff: Shared<Result<(Controller<Never>, UInt16), ReactorError>?>
@@ -68,7 +69,7 @@ private struct ServerStart<S: Service>: PollerVisitor where S.Command == Never {
             let service = makeService()
         var runtime: Runtime<P, S>?
         do throws(ReactorError) {
-            let created = try Runtime<P, S>(service: service)
+            let created = try Runtime<P, S>(service: service, options: options)
             runtime = created
             let port = try setUp(service, created.context)
             handoff.update { $0 = .success((created.controller, port)) }

@@ -9,6 +9,28 @@ import Glibc
 /// The write queue against a real pipe whose buffer is shrunk, so partial
 /// writes and EAGAIN happen for real.
 @Suite struct OutboundQueueTests {
+    /// Found with fault injection: the chunk an emptied queue keeps for
+    /// small writes stayed, empty, ahead of a larger write's own chunk, so
+    /// the first buffer a transport was handed described no bytes.
+    @Test func aLargeWriteIntoAnEmptiedQueueLeavesNoEmptyBufferAhead() {
+        var queue = OutboundQueue()
+        var due: [() -> Void] = []
+        let small = [UInt8](repeating: 1, count: 100), large = [UInt8](repeating: 2, count: 3 * OutboundQueue.chunkSize)
+        small.withUnsafeBytes { queue.append($0) }
+        queue.sent(small.count, due: &due)  // emptied: its chunk is kept for the next small write
+        large.withUnsafeBytes { queue.append($0) }
+        let vectors = UnsafeMutableBufferPointer<iovec>.allocate(capacity: 8)
+        defer { vectors.deallocate() }
+        let count = queue.gather(into: vectors)
+        #expect(count == 1)
+        #expect(vectors[0].iov_len == large.count)
+        #expect(vectors[0].iov_base.load(as: UInt8.self) == 2)
+        // Small writes after it gather as one buffer too.
+        queue.sent(large.count, due: &due)
+        small.withUnsafeBytes { queue.append($0) }
+        #expect(queue.gather(into: vectors) == 1 && vectors[0].iov_len == small.count)
+    }
+
     @Test func partialWritesResumeExactlyAndNothingIsLost() throws {
         let (reader, writer) = try PipeEnd.pipe()
         _ = fcntl(writer.fd.rawValue, F_SETPIPE_SZ_VALUE, 4096)

@@ -96,7 +96,7 @@ public final class SocketListener: Resource {
     public override func handle(_ readiness: Readiness, in context: Context, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         guard readiness.contains(.readable) else { return super.handle(readiness, in: context, emit: emit) }
         while isRegistered {
-            let result = Syscall.run { accept4(fd.rawValue, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) }
+            let result = Syscall.accept(fd)
             switch result {
             case .success(let raw):
                 accepted(FileDescriptor(rawValue: raw), in: context, emit: emit)

@@ -49,6 +49,15 @@ struct OutboundQueue {
         if let last = chunks.last, last.spare >= bytes.count {
             last.append(bytes)
         } else {
+            // The chunk an emptied queue keeps is too small for these bytes:
+            // drop it rather than leave an empty chunk ahead of them. (It was
+            // once left there: `gather` then described a zero-length first
+            // buffer, which cost a send's single-buffer path and misled a
+            // short send injected by fault injection into sending a stale byte.)
+            if byteCount == 0 {
+                chunks.removeAll(keepingCapacity: true)
+                headOffset = 0
+            }
             let chunk = Chunk(capacity: max(bytes.count, OutboundQueue.chunkSize))
             chunk.append(bytes)
             chunks.append(chunk)

@@ -213,7 +213,16 @@ extension StreamResource {
     private func sendCompleted(_ result: Int32, emit: (ResourceEvent) -> Void) -> ResourceStatus {
         requests.sending = false
         guard result >= 0 else {
-            if result == -ECANCELED { return .active }  // the stream is closing
+            // Nothing was sent: again, with the next wait. Our own cancel
+            // (at deregistration) never gets here: the transport drops the
+            // completions of a descriptor's former requests. So -ECANCELED is
+            // the kernel's (found with fault injection: the bytes then sat in
+            // the queue until the stream wrote again, for ever in the case of
+            // a last reply); -ENOBUFS is a moment short of memory, as for `send`.
+            if result == -ECANCELED || result == -ENOBUFS || result == -EINTR || result == -EAGAIN {
+                queueTransportWork()
+                return .active
+            }
             writeFailed = true
             return .failed(ReactorError("send", .fd(fd.rawValue), errno: Errno(rawValue: -result)))
         }

@@ -85,8 +85,10 @@ public final class Runtime<P: Poller, S: Service> {
         context.loopThread.bind()
         defer {
             shutdownResources()
+            context.stopFaultInjection()
             controller.markStopped()
         }
+        try context.startFaultInjection(options.faults)
         context.currentTime = .now()
         service.runtimeStarted(context: context)
         deliverNotices()

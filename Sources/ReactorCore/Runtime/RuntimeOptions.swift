@@ -24,6 +24,10 @@ public struct RuntimeOptions: Sendable {
     public var releaseMemoryAfterQuiet: Duration? = .seconds(2)
     /// Events (readiness reports and completions) a spell of ``releaseMemoryAfterQuiet`` may hold and still count as quiet.
     public static let quietEventLimit: UInt64 = 200
+    /// Faults to inject into this runtime's system calls and io_uring
+    /// completions (debug builds only; see ``FaultInjection``): by default
+    /// what `REACTOR_FAULTS` says, nil when it is unset.
+    public var faults: FaultInjection? = FaultInjection.fromEnvironment
 
     /// Options with the given values; every one has a default.
     public init(

@@ -57,6 +57,9 @@ public enum Syscall {
     }
 
     /// A transfer's outcome from its byte count (or the errno already read).
+    /// `ENOBUFS` from a write is `wouldBlock`, as libuv has it: the kernel
+    /// was short of memory for a moment, and the write is retried when the
+    /// descriptor is next reported writable, instead of ending the stream.
     @inlinable
     static func classify(_ result: Result<Int, Errno>, eofIsZero: Bool) -> IOResult {
         switch result {
@@ -65,29 +68,74 @@ public enum Syscall {
             return eofIsZero ? .endOfFile : .transferred(0)
         case .failure(let errno):
             if errno == .resourceTemporarilyUnavailable || errno == .wouldBlock { return .wouldBlock }
+            if errno == .noBufferSpace && !eofIsZero { return .wouldBlock }
             return .failed(errno)
         }
     }
 
-    /// One transfer call (its byte count or -1 with `errno`), retried on
-    /// `EINTR`, as an ``IOResult``: the one loop every transfer below shares.
+    /// One transfer call, retried on `EINTR`, as an ``IOResult``: the one
+    /// loop every transfer below shares. `call` moves at most `count` bytes
+    /// (the count it is given; fewer only under fault injection), and
+    /// returns its byte count or -1 with `errno`. In debug builds the
+    /// thread's ``FaultInjector``, if any, may fail the call first or
+    /// shorten it (`site` says which faults fit); release builds compile
+    /// none of that.
     @inline(__always)
-    static func transfer(eofIsZero: Bool, _ call: () -> Int) -> IOResult {
+    static func transfer(_ site: TransferSite, count: Int, eofIsZero: Bool, _ call: (_ count: Int) -> Int) -> IOResult {
         while true {
-            let result = run(call)
+            #if DEBUG
+            var length = count
+            var injected: Errno?
+            if let injector = FaultInjector.current, let fault = injector.decide(site.faultSite) {
+                if fault == .shortTransfers { length = Swift.min(count, 1) } else { injected = errno(of: fault) }
+            }
+            let result = injected.map { .failure($0) } ?? run { call(length) }
+            #else
+            let result = run { call(count) }
+            #endif
             if case .failure(.interrupted) = result { continue }
             return classify(result, eofIsZero: eofIsZero)
         }
     }
 
+    /// What a transfer is, for the faults that fit it.
+    enum TransferSite {
+        case readSocket, readFile, write
+
+        #if DEBUG
+        var faultSite: FaultInjector.Site {
+            switch self {
+            case .readSocket: return .read(socket: true)
+            case .readFile: return .read(socket: false)
+            case .write: return .write
+            }
+        }
+        #endif
+    }
+
+    #if DEBUG
+    /// The errno an injected fault stands for.
+    static func errno(of fault: FaultInjection.Kinds) -> Errno {
+        switch fault {
+        case .interrupted: return .interrupted
+        case .wouldBlock: return .resourceTemporarilyUnavailable
+        case .noBuffers: return .noBufferSpace
+        case .connectionReset: return .connectionReset
+        case .brokenPipe: return .brokenPipe
+        case .tooManyOpenFiles: return .tooManyOpenFiles
+        default: return .ioError  // no other kind is injected as an errno of a system call
+        }
+    }
+    #endif
+
     /// One non-blocking `read(2)` into `buffer`, retried on `EINTR`.
     public static func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
-        transfer(eofIsZero: true) { Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count) }
+        transfer(.readFile, count: buffer.count, eofIsZero: true) { Glibc.read(fd.rawValue, buffer.baseAddress, $0) }
     }
 
     /// One non-blocking `write(2)` of `buffer`, retried on `EINTR`; a short write is `.transferred(n)`.
     public static func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) -> IOResult {
-        transfer(eofIsZero: false) { Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count) }
+        transfer(.write, count: buffer.count, eofIsZero: false) { Glibc.write(fd.rawValue, buffer.baseAddress, $0) }
     }
 
     /// One non-blocking `recv(2)` into `buffer`, retried on `EINTR`: a
@@ -95,18 +143,33 @@ public enum Syscall {
     /// the file position lookup were 6% of an echo server's CPU on loopback,
     /// perf, with `read` and `write`).
     public static func receive(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
-        transfer(eofIsZero: true) { Glibc.recv(fd.rawValue, buffer.baseAddress, buffer.count, 0) }
+        transfer(.readSocket, count: buffer.count, eofIsZero: true) { Glibc.recv(fd.rawValue, buffer.baseAddress, $0, 0) }
     }
 
     /// One non-blocking `send(2)` of `buffer` with `MSG_NOSIGNAL`, retried on
     /// `EINTR`: a socket's `write` without the file layer (see ``receive(_:into:)``).
     public static func send(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) -> IOResult {
-        transfer(eofIsZero: false) { Glibc.send(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+        transfer(.write, count: buffer.count, eofIsZero: false) { Glibc.send(fd.rawValue, buffer.baseAddress, $0, Int32(MSG_NOSIGNAL)) }
     }
 
-    /// One non-blocking `writev(2)` of `vectors`, retried on `EINTR`.
+    /// One non-blocking `writev(2)` of `vectors`, retried on `EINTR`. (The
+    /// count `.max` means all of them: only an injected short write asks
+    /// for less, and then writes that much of the first vector.)
     public static func writev(_ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>) -> IOResult {
-        transfer(eofIsZero: false) { Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count)) }
+        transfer(.write, count: .max, eofIsZero: false) { count in
+            if count == .max { return Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count)) }
+            return Glibc.write(fd.rawValue, vectors[0].iov_base, Swift.min(count, vectors[0].iov_len))
+        }
+    }
+
+    /// One `accept4` on a listening socket: the connection's descriptor,
+    /// non-blocking and close-on-exec, or the errno (EINTR included: the
+    /// listener decides). Fault injection may fail it first (debug builds).
+    public static func accept(_ fd: FileDescriptor) -> Result<Int32, Errno> {
+        #if DEBUG
+        if let injector = FaultInjector.current, let fault = injector.decide(.accept) { return .failure(errno(of: fault)) }
+        #endif
+        return run { accept4(fd.rawValue, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) }
     }
 
     /// `close(2)` without retrying on EINTR: on Linux the descriptor is
