@@ -137,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "Bench",
             dependencies: [
-                "Reactor", "PollEpoll",
+                "Reactor", "PollEpoll", "ReactorTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -146,12 +146,13 @@ let package = Package(
         // The RESP client's pipelined throughput and CPU against redis-server: one RedisClient, a RedisPool.
         .executableTarget(
             name: "RESPBench",
-            dependencies: ["Reactor", "ProtocolRESP", "CReactorSys", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Reactor", "ProtocolRESP", "CReactorSys", "ReactorTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/RESPBench"
         ),
         // What the test targets share (a plain library, no Testing): threads, clocks and waits;
-        // child processes, the executables they run, reads with deadlines.
-        .target(name: "ReactorTestSupport", dependencies: ["ReactorCore", "ReactorTLS"], path: "Tests/Support"),
+        // child processes (posix_spawn, which the tools use too), the executables they run, reads
+        // with deadlines.
+        .target(name: "ReactorTestSupport", dependencies: ["ReactorCore", "ReactorTLS", "CReactorSys"], path: "Tests/Support"),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
         .testTarget(name: "ConformanceTests", dependencies: ["Reactor", "ReactorTestSupport"]),
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.
