@@ -2,7 +2,7 @@
 // per sender, and refused (with a clear error) once shutdown has begun.
 import Reactor
 import ReactorTestSupport
-import Synchronization
+import ReactorSync
 import Testing
 
 #if canImport(Glibc)
@@ -22,7 +22,7 @@ final class CommandLog: Sendable {
         var outOfThread = 0
         var stopped = false
     }
-    let state = Mutex(State())
+    let state = ReactorMutex(State())
     let senders: Int
     init(senders: Int) {
         self.senders = senders

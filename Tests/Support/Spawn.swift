@@ -11,7 +11,7 @@
 // socket open. swift-subprocess was the other candidate; its API is async,
 // and every caller here is synchronous code on a plain thread.
 import CReactorSys
-import Synchronization
+import ReactorSync
 
 #if canImport(Glibc)
 import Glibc
@@ -43,7 +43,7 @@ public final class SpawnedProcess: Sendable {
     /// The program, as given.
     public let executable: String
     /// The wait status once the child has been reaped; nil while it runs.
-    private let reaped = Mutex<Int32?>(nil)
+    private let reaped = ReactorMutex<Int32?>(nil)
 
     /// Starts `executable` (a path; PATH is not searched) with `arguments`.
     ///
