@@ -155,8 +155,8 @@ let package = Package(
         ),
         // What the test targets share (a plain library, no Testing): threads, clocks and waits;
         // child processes (posix_spawn, which the tools use too), the executables they run, reads
-        // with deadlines.
-        .target(name: "ReactorTestSupport", dependencies: ["ReactorCore", "ReactorSync", "ReactorTLS", "CReactorSys"], path: "Tests/Support"),
+        // with deadlines, the backends under test.
+        .target(name: "ReactorTestSupport", dependencies: ["Reactor", "ReactorSync", "CReactorSys", "ReactorTLS"], path: "Tests/Support"),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
         .testTarget(name: "ConformanceTests", dependencies: ["Reactor", "ReactorSync", "ReactorTestSupport"]),
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.

@@ -10,7 +10,7 @@ import Glibc
 
 @Suite("Pipes and adopted descriptors")
 struct PipeResourceTests {
-    @Test("1 MiB through a pipe: queued writes, whenFlushed, watermarks, end of file", arguments: devBackends)
+    @Test("1 MiB through a pipe: queued writes, whenFlushed, watermarks, end of file", arguments: Backend.underTest)
     func pipeTransfer(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 9) }
@@ -55,7 +55,7 @@ struct PipeResourceTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("an adopted descriptor reports readable and writable to the Service, which does its own I/O", arguments: devBackends)
+    @Test("an adopted descriptor reports readable and writable to the Service, which does its own I/O", arguments: Backend.underTest)
     func adoptedDescriptor(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()

@@ -13,7 +13,7 @@ import Glibc
 
 @Suite("Poller waits")
 struct PollerWaitTests {
-    @Test("a timed wait returns on time with no events; .zero does not block", arguments: devBackends)
+    @Test("a timed wait returns on time with no events; .zero does not block", arguments: Backend.underTest)
     func timeoutHonoured(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -34,7 +34,7 @@ struct PollerWaitTests {
         #expect(events.isEmpty)
     }
 
-    @Test("a 200 ms wait does not spin", arguments: devBackends)
+    @Test("a 200 ms wait does not spin", arguments: Backend.underTest)
     func noBusyLoop(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -47,7 +47,7 @@ struct PollerWaitTests {
         #expect(waits[0].cpu < .milliseconds(50), "a 200 ms wait used \(waits[0].cpu) of CPU")
     }
 
-    @Test("a wake from another thread ends an infinite wait, and is not an event", arguments: devBackends)
+    @Test("a wake from another thread ends an infinite wait, and is not an event", arguments: Backend.underTest)
     func wakeFromAnotherThread(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -94,7 +94,7 @@ struct PollerWaitTests {
         #expect(latency < .seconds(1), "woke after \(latency)")
     }
 
-    @Test("a wake before the wait makes the next wait return at once; wakes coalesce", arguments: devBackends)
+    @Test("a wake before the wait makes the next wait return at once; wakes coalesce", arguments: Backend.underTest)
     func wakeBeforeWait(_ backend: Backend) throws {
         // Three wakes, one early return; the next wait runs its full time; and
         // the waker works again after it has been consumed.
@@ -111,7 +111,7 @@ struct PollerWaitTests {
         #expect(waits[2].took < .seconds(1), "the waker did not work a second time")
     }
 
-    @Test("the waker stays safe to use after its poller is gone", arguments: devBackends)
+    @Test("the waker stays safe to use after its poller is gone", arguments: Backend.underTest)
     func wakerOutlivesPoller(_ backend: Backend) throws {
         var poller: (any Poller)? = try backend.makePoller()
         let waker = try #require(poller?.waker)
@@ -126,7 +126,7 @@ struct PollerWaitTests {
         #expect(elapsed(since: start) < .seconds(1))
     }
 
-    @Test("an interrupted wait (EINTR) returns normally with no events", arguments: devBackends)
+    @Test("an interrupted wait (EINTR) returns normally with no events", arguments: Backend.underTest)
     func interruptedWait(_ backend: Backend) throws {
         installSignalHandler
         let finished = Shared(false)

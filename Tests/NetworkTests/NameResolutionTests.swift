@@ -184,7 +184,7 @@ struct NameResolutionTests {
         127.0.0.1 both.test
         """
 
-    @Test("A only, AAAA only, both (IPv6 first), NXDOMAIN, and /etc/hosts", arguments: Backend.built)
+    @Test("A only, AAAA only, both (IPv6 first), NXDOMAIN, and /etc/hosts", arguments: Backend.underTest)
     func answers(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         var results: [String: String] = [:]
@@ -217,7 +217,7 @@ struct NameResolutionTests {
         #expect(localhost.contains("127.0.0.1:7"), "/etc/hosts's localhost: \(localhost)")
     }
 
-    @Test("a DNS server that never answers: the lookup times out, saying after how long and which servers", arguments: Backend.built)
+    @Test("a DNS server that never answers: the lookup times out, saying after how long and which servers", arguments: Backend.underTest)
     func silentServer(_ backend: Backend) throws {
         // A bound UDP socket that never reads: queries vanish.
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -243,7 +243,7 @@ struct NameResolutionTests {
     }
 
     @Test("Happy Eyeballs: IPv6 refuses, IPv4 answers; and every address refusing is one error naming each",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func happyEyeballs(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         // Something listens on 127.0.0.1:P only; [::1]:P refuses.
@@ -271,7 +271,7 @@ struct NameResolutionTests {
         #expect(refused.contains("connect(both.test:9): every address failed: [::1]:9 ECONNREFUSED (Connection refused), 127.0.0.1:9 ECONNREFUSED (Connection refused)"), "\(refused)")
     }
 
-    @Test("1,000 resolutions in flight on one runtime all answer", arguments: Backend.built)
+    @Test("1,000 resolutions in flight on one runtime all answer", arguments: Backend.underTest)
     func thousandInFlight(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         var answered = 0
@@ -297,7 +297,7 @@ struct NameResolutionTests {
     /// lookup against a local server, 100 ms or more for the burst) or does
     /// work for all 1,000 in one turn stalls the echo for that long, and the
     /// round trips that wait it out are the slowest percent of those during.
-    @Test("1,000 resolutions in flight while the loop keeps echoing, with no latency spike", arguments: Backend.built)
+    @Test("1,000 resolutions in flight while the loop keeps echoing, with no latency spike", arguments: Backend.underTest)
     func echoLatencyWhileResolving(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         let stop = Shared(false)

@@ -42,7 +42,7 @@ struct KVBackPressureTests {
     }
 
     @Test("one client: 64 MiB of pipelined GETs unread grow the server by at most 4 MB, PINGs stay fast, no reply is lost",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func oneClient(backend: Backend) throws {
         let (server, pid) = try Self.server(backend)
         defer { server.stop() }
@@ -78,7 +78,7 @@ struct KVBackPressureTests {
     }
 
     @Test("100 clients at once grow the server by at most 64 MB, and readers among them are not starved",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func hundredClients(backend: Backend) throws {
         // Two runtimes (the default on two cores), each with its own budget.
         let (server, pid) = try Self.server(backend, threads: 2)

@@ -11,7 +11,7 @@ import Testing
 @Suite("RESP pool against redis-server")
 struct RESPPoolTests {
     @Test("100,000 commands over a pool of 4: each answered with its own reply, every connection carrying its share",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func spread(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
@@ -48,7 +48,7 @@ struct RESPPoolTests {
     }
 
     @Test("the least busy connection gets each command: one blocked in BLPOP gets none while the others are idle",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func leastBusy(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
@@ -85,7 +85,7 @@ struct RESPPoolTests {
     }
 
     @Test("one connection killed: its waiting commands fail clearly, the others' are answered, and it reconnects and serves again",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func connectionKilled(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
