@@ -137,7 +137,7 @@ final class ServerProcess {
     }
 
     func standardError() -> String {
-        (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+        String(decoding: readFile(errors.path), as: UTF8.self)
     }
 
     /// SIGTERM, then SIGKILL if it lingers.
