@@ -21,7 +21,12 @@ struct RESPPoolTests {
         var perClient: [UInt64] = []
         var total: RedisClient.Counters?
         let finished = try RESPScenario.run(backend: backend, timeout: .seconds(120)) { scenario, context in
-            let pool = RedisPool(host: "127.0.0.1", port: redis.port, connections: 4)
+            // 100,000 commands go out in one burst and each one's timeout runs
+            // from then: the default 5 s is too short for the last of them in a
+            // sanitizer build on a busy machine. This test is about who answers
+            // what, not how fast; the scenario's 120 s deadline catches a hang.
+            let options = RedisClientOptions(commandTimeout: .seconds(100))
+            let pool = RedisPool(host: "127.0.0.1", port: redis.port, connections: 4, options: options)
             try! pool.start(context: context)
             scenario.when({ pool.connectedCount == 4 }) {
                 for i in 0..<count {
