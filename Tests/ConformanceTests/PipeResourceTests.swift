@@ -45,7 +45,10 @@ struct PipeResourceTests {
                 try context.register(writer)
             }
             #expect(received.count == payload.count)
-            #expect(received == payload, "the bytes differ")
+            // Compared as a Bool: a failing `==` on megabyte arrays makes the
+            // test library compute a diff for a very long time.
+            let same = received == payload
+            #expect(same, "the bytes differ")
             #expect(wentAboveHigh, "1 MiB queued is above a 256 KiB high watermark")
             #expect(writableAgain == 1, "writableAgain once the queue drained to the low watermark")
             let flushed = try #require(flushedAt, "whenFlushed never ran")

@@ -38,3 +38,15 @@ private func refuse(_ message: String) -> Never {
     _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
     exit(64)
 }
+
+/// The sanitizer this test binary was built with (scripts/sanitize.sh), found
+/// by the runtime's entry point, which each sanitizer exports.
+public enum SanitizerBuild {
+    /// AddressSanitizer: its allocator pads every block and keeps freed ones
+    /// in quarantine, so a bound on resident memory says nothing under it.
+    public static let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+    /// ThreadSanitizer: it keeps shadow memory and history beside every allocation.
+    public static let thread = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+    /// Whether resident-memory bounds can be judged in this build.
+    public static var measuresMemory: Bool { !address && !thread }
+}
