@@ -18,6 +18,7 @@ import PackageDescription
 //   CReactorTLS                 OpenSSL 3 module map and macro shim (compiled out without libssl-dev)
 //   CReactorSys, CLibev, CUring shims for what Swift's Glibc module omits, libev's macros, liburing's include order
 //   CAres                       c-ares (libc-ares-dev): DNS on the runtime's poller (compiled out without it)
+//   ReactorSync                 the one lock type (Mutex, or a pthread mutex ThreadSanitizer can see)
 //
 // Protocol modules sit beside the umbrella, on the model (and on ReactorNames to connect by name):
 //   ProtocolHTTP1               HTTP/1.1 parsing and encoding for servers and clients, and HTTPClient
@@ -54,10 +55,13 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CReactorSys", path: "Sources/CReactorSys"),
+        // The lock every module uses: `Mutex`, or with -DREACTOR_TSAN a pthread mutex (scripts/sanitize.sh).
+        .target(name: "ReactorSync"),
         .target(
             name: "ReactorCore",
             dependencies: [
                 "CReactorSys",
+                "ReactorSync",
                 "ReactorTLS",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -80,7 +84,7 @@ let package = Package(
         // compiles to nothing when the header is absent (resolving then says "not built").
         .systemLibrary(name: "CAres", path: "Sources/CAres"),
         .target(name: "ReactorNames", dependencies: ["ReactorCore", "CReactorSys", "CAres"]),
-        .target(name: "ReactorTLS", dependencies: ["CReactorTLS"]),
+        .target(name: "ReactorTLS", dependencies: ["CReactorTLS", "ReactorSync"]),
         // RESP2 for servers and clients: request parsing, reply encoding, reply parsing, RedisClient.
         .target(
             name: "ProtocolRESP",
@@ -92,7 +96,7 @@ let package = Package(
         // The example services, in a library so that tests run them in-process too.
         .target(
             name: "ExampleServices",
-            dependencies: ["Reactor", "ProtocolRESP", "ProtocolHTTP1", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Reactor", "ReactorSync", "ProtocolRESP", "ProtocolHTTP1", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Services"
         ),
         .executableTarget(
@@ -138,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "Bench",
             dependencies: [
-                "Reactor", "PollEpoll",
+                "Reactor", "PollEpoll", "ReactorTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -147,7 +151,7 @@ let package = Package(
         // The RESP client's pipelined throughput and CPU against redis-server: one RedisClient, a RedisPool.
         .executableTarget(
             name: "RESPBench",
-            dependencies: ["Reactor", "ProtocolRESP", "CReactorSys", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Reactor", "ProtocolRESP", "CReactorSys", "ReactorTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/RESPBench"
         ),
         // Fuzzing (scripts/fuzz.sh): one function per parser the network feeds, with the checks it makes;
@@ -159,10 +163,11 @@ let package = Package(
         ),
         .executableTarget(name: "ReactorFuzz", dependencies: ["ReactorFuzzTargets"], path: "Fuzz/Driver"),
         // What the test targets share (a plain library, no Testing): threads, clocks and waits;
-        // child processes, the executables they run, reads with deadlines.
-        .target(name: "ReactorTestSupport", dependencies: ["ReactorCore", "ReactorTLS"], path: "Tests/Support"),
+        // child processes (posix_spawn, which the tools use too), the executables they run, reads
+        // with deadlines, the backends under test.
+        .target(name: "ReactorTestSupport", dependencies: ["Reactor", "ReactorSync", "CReactorSys", "ReactorTLS"], path: "Tests/Support"),
         .testTarget(name: "ReactorCoreTests", dependencies: ["ReactorCore"]),
-        .testTarget(name: "ConformanceTests", dependencies: ["Reactor", "ReactorTestSupport"]),
+        .testTarget(name: "ConformanceTests", dependencies: ["Reactor", "ReactorSync", "ReactorTestSupport"]),
         // Network tests on loopback: the example services in-process under load, edge cases of sockets.
         .testTarget(name: "NetworkTests", dependencies: ["Reactor", "ExampleServices", "ReactorTestSupport"]),
         // The kv and http services against real clients: redis-cli, redis-benchmark, redis-server, curl.

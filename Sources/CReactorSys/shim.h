@@ -12,6 +12,12 @@
 // POLLRDHUP is _GNU_SOURCE-only in <poll.h>; its value is fixed by the kernel ABI.
 #ifndef POLLRDHUP
 #define POLLRDHUP 0x2000
+// posix_spawn_file_actions_addclosefrom_np (glibc 2.34) is _GNU_SOURCE-only in <spawn.h>.
+#include <spawn.h>
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+// pipe2 (glibc 2.9), likewise, in <unistd.h>: both ends close-on-exec in one call.
+extern int pipe2(int pipefd[2], int flags);
+
 #endif
 static const short reactor_POLLRDHUP = POLLRDHUP;
 
@@ -48,5 +54,11 @@ static inline int reactor_cpu_count(void) {
     if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
     return __CPU_COUNT_S(sizeof set, &set);
 }
+
+// posix_spawn_file_actions_addclosefrom_np (glibc 2.34) is _GNU_SOURCE-only in <spawn.h>.
+#include <spawn.h>
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+// pipe2 (glibc 2.9), likewise, in <unistd.h>: both ends close-on-exec in one call.
+extern int pipe2(int pipefd[2], int flags);
 
 #endif

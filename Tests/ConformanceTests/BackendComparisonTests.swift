@@ -31,7 +31,7 @@ struct BackendComparisonTests {
         "stopped",
     ]
 
-    @Test("the scripted scenario gives the same trace", arguments: Backend.built)
+    @Test("the scripted scenario gives the same trace", arguments: Backend.underTest)
     func sameTrace(backend: Backend) throws {
         let trace = try backend.visit(RunScenario())
         #expect(trace == Self.expectedTrace)
@@ -40,9 +40,9 @@ struct BackendComparisonTests {
     /// Every backend's trace, side by side: equal to each other, not only to the script.
     @Test("all backends agree")
     func allAgree() throws {
-        let traces = try Backend.built.map { try $0.visit(RunScenario()) }
-        for (backend, trace) in zip(Backend.built, traces) {
-            #expect(trace == traces[0], "\(backend) differs from \(Backend.built[0])")
+        let traces = try Backend.underTest.map { try $0.visit(RunScenario()) }
+        for (backend, trace) in zip(Backend.underTest, traces) {
+            #expect(trace == traces[0], "\(backend) differs from \(Backend.underTest[0])")
         }
     }
 }

@@ -2,7 +2,7 @@
 // per sender, and refused (with a clear error) once shutdown has begun.
 import Reactor
 import ReactorTestSupport
-import Synchronization
+import ReactorSync
 import Testing
 
 #if canImport(Glibc)
@@ -22,7 +22,7 @@ final class CommandLog: Sendable {
         var outOfThread = 0
         var stopped = false
     }
-    let state = Mutex(State())
+    let state = ReactorMutex(State())
     let senders: Int
     init(senders: Int) {
         self.senders = senders
@@ -50,7 +50,7 @@ final class CommandService: Service {
 
 @Suite("Commands")
 struct CommandTests {
-    @Test("8 threads × 1,000 commands: each arrives exactly once, in order per sender", arguments: devBackends)
+    @Test("8 threads × 1,000 commands: each arrives exactly once, in order per sender", arguments: Backend.underTest)
     func manySenders(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let senders = 8, perSender = 1_000
@@ -83,7 +83,7 @@ struct CommandTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("commands sent before shutdown are delivered; after it, send throws and join returns", arguments: devBackends)
+    @Test("commands sent before shutdown are delivered; after it, send throws and join returns", arguments: Backend.underTest)
     func sendAfterShutdown(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let log = CommandLog(senders: 1)
@@ -105,7 +105,7 @@ struct CommandTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("sends racing a shutdown: every send that returned normally is delivered", arguments: devBackends)
+    @Test("sends racing a shutdown: every send that returned normally is delivered", arguments: Backend.underTest)
     func sendsRacingShutdown(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let senders = 4

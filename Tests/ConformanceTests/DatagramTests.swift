@@ -15,7 +15,7 @@ private let ipv6LoopbackAvailable: Bool = (try? DatagramSocket(bindingTo: .loopb
 
 @Suite("Datagram sockets")
 struct DatagramTests {
-    @Test("UDP ping/pong between two sockets of one runtime; `from` is the sender's local address", arguments: devBackends)
+    @Test("UDP ping/pong between two sockets of one runtime; `from` is the sender's local address", arguments: Backend.underTest)
     func udpRoundTrip(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let left = try DatagramSocket(bindingTo: .loopback(port: 0))
@@ -55,7 +55,7 @@ struct DatagramTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("connected mode: send without an address, and only the peer's datagrams arrive", arguments: devBackends)
+    @Test("connected mode: send without an address, and only the peer's datagrams arrive", arguments: Backend.underTest)
     func connectedRoundTrip(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let server = try DatagramSocket(bindingTo: .loopback(port: 0))
@@ -105,7 +105,7 @@ struct DatagramTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("connected mode to a port nobody listens on ends the socket with ECONNREFUSED", arguments: devBackends)
+    @Test("connected mode to a port nobody listens on ends the socket with ECONNREFUSED", arguments: Backend.underTest)
     func connectedRefused(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             // A port that was just free: bind, read it back, close.
@@ -133,7 +133,7 @@ struct DatagramTests {
     }
 
     @Test("a datagram larger than the read buffer is reported as too large, never cut short; the next arrives intact",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func datagramTooLarge(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let sender = try DatagramSocket(bindingTo: .loopback(port: 0))
@@ -170,7 +170,7 @@ struct DatagramTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("a datagram too large to send throws EMSGSIZE naming its size; the socket carries on", arguments: devBackends)
+    @Test("a datagram too large to send throws EMSGSIZE naming its size; the socket carries on", arguments: Backend.underTest)
     func sendTooLarge(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let sender = try DatagramSocket(bindingTo: .loopback(port: 0))
@@ -204,7 +204,7 @@ struct DatagramTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("2,000 UDP datagrams of 1,200 bytes in bursts: all arrive, in order, intact", arguments: devBackends)
+    @Test("2,000 UDP datagrams of 1,200 bytes in bursts: all arrive, in order, intact", arguments: Backend.underTest)
     func udpBurst(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let total = 2000
@@ -261,7 +261,7 @@ struct DatagramTests {
     }
 
     @Test("2,000 Unix datagrams in one burst fill the receiver: the rest queue and all arrive in order",
-          arguments: devBackends, [false, true])
+          arguments: Backend.underTest, [false, true])
     func unixBurstQueues(_ backend: Backend, connected: Bool) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let total = 2000
@@ -320,7 +320,7 @@ struct DatagramTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("a graceful stop waits for queued datagrams to leave", arguments: devBackends)
+    @Test("a graceful stop waits for queued datagrams to leave", arguments: Backend.underTest)
     func shutdownFlushesQueue(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let total = 500
@@ -374,7 +374,7 @@ struct DatagramTests {
     }
 
     @Test("UDP over IPv6 on ::1", .enabled(if: ipv6LoopbackAvailable, "IPv6 is disabled on this machine: binding UDP [::1]:0 failed"),
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func udpIPv6(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let left = try DatagramSocket(bindingTo: .loopbackIPv6(port: 0))
@@ -406,7 +406,7 @@ struct DatagramTests {
     }
 
     @Test("Unix datagram sockets on paths: a named sender is answerable, an unnamed one comes as nil; files go with the sockets",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func unixDatagramPaths(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let directory = try ScratchDirectory()

@@ -12,7 +12,7 @@ import Glibc
 @Suite("MessageChannel")
 struct MessageChannelTests {
     @Test("line server: lines sent in odd chunk sizes come back uppercased, the last one without a newline too",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func lineServer(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let listener = try SocketListener(bindingTo: .loopback(port: 0))
@@ -85,7 +85,7 @@ struct MessageChannelTests {
         return lines
     }()
 
-    @Test("length-prefixed round trip: 1,000 messages of up to 100 KiB, exact content both ways", arguments: devBackends)
+    @Test("length-prefixed round trip: 1,000 messages of up to 100 KiB, exact content both ways", arguments: Backend.underTest)
     func lengthPrefixedRoundTrip(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let payloads = MessageChannelTests.payloads
@@ -185,7 +185,7 @@ struct MessageChannelTests {
         }
     }()
 
-    @Test("a length-prefixed frame above the maximum ends the connection with the reason", arguments: devBackends)
+    @Test("a length-prefixed frame above the maximum ends the connection with the reason", arguments: Backend.underTest)
     func oversizedFrame(_ backend: Backend) throws {
         var request: [UInt8] = [0x00, 0x1E, 0x84, 0x80]  // declares 2,000,000 bytes
         request += [UInt8](repeating: 0x55, count: 1000)
@@ -193,7 +193,7 @@ struct MessageChannelTests {
                       expected: "frame of 2000000 bytes exceeds the maximum of 1048576")
     }
 
-    @Test("a line above the maximum ends the connection before its newline arrives", arguments: devBackends)
+    @Test("a line above the maximum ends the connection before its newline arrives", arguments: Backend.underTest)
     func oversizedLine(_ backend: Backend) throws {
         try oversized(backend, codec: LineCodec(maximumLineLength: 8192), sending: [UInt8](repeating: 0x61, count: 10_000),
                       expected: "line of more than 8192 bytes without a newline")

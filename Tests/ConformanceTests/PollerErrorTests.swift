@@ -14,7 +14,7 @@ struct PollerErrorTests {
     /// A descriptor number that cannot be open: it is past the process's limit.
     static var neverOpen: Int32 { Int32(descriptorLimit() + 17) }
 
-    @Test("registering a descriptor that is not open throws EBADF, for every interest", arguments: devBackends)
+    @Test("registering a descriptor that is not open throws EBADF, for every interest", arguments: Backend.underTest)
     func registerClosed(_ backend: Backend) throws {
         let probe = try PollerProbe(backend)
         for fd in [PollerErrorTests.neverOpen, -1] {
@@ -34,7 +34,7 @@ struct PollerErrorTests {
         try probe.expectSilence(for: .milliseconds(10))
     }
 
-    @Test("double register throws EEXIST and leaves the first registration untouched", arguments: devBackends)
+    @Test("double register throws EEXIST and leaves the first registration untouched", arguments: Backend.underTest)
     func doubleRegister(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -57,7 +57,7 @@ struct PollerErrorTests {
         try probe.deregister(parked, token: 6)
     }
 
-    @Test("reregister and deregister of an unknown descriptor throw ENOENT", arguments: devBackends)
+    @Test("reregister and deregister of an unknown descriptor throw ENOENT", arguments: Backend.underTest)
     func unknownDescriptor(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -87,7 +87,7 @@ struct PollerErrorTests {
     }
 
     @Test("TCP reset by the peer: error or hangup under any interest but none, ECONNRESET in SO_ERROR",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func tcpReset(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -110,7 +110,7 @@ struct PollerErrorTests {
         try probe.deregister(pair.server, token: 3)
     }
 
-    @Test("a pipe's write end whose reader closed reports an error", arguments: devBackends)
+    @Test("a pipe's write end whose reader closed reports an error", arguments: Backend.underTest)
     func brokenPipe(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }

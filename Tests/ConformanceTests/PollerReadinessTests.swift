@@ -10,7 +10,7 @@ import Glibc
 
 @Suite("Poller readiness")
 struct PollerReadinessTests {
-    @Test("read readiness: none before data, then readable with the token, level-triggered", arguments: devBackends)
+    @Test("read readiness: none before data, then readable with the token, level-triggered", arguments: Backend.underTest)
     func readReadiness(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -31,7 +31,7 @@ struct PollerReadinessTests {
         try probe.deregister(reader, token: 41)
     }
 
-    @Test("write readiness: writable until the pipe is full, and again once drained", arguments: devBackends)
+    @Test("write readiness: writable until the pipe is full, and again once drained", arguments: Backend.underTest)
     func writeReadiness(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -49,7 +49,7 @@ struct PollerReadinessTests {
     }
 
     @Test("interest none ↔ read ↔ write ↔ both; .none silent even after hangup; tokens follow reregister",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func interestChanges(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -94,7 +94,7 @@ struct PollerReadinessTests {
         try probe.deregister(local, token: 10)
     }
 
-    @Test("deregistration stops events at once, and the descriptor can be registered again", arguments: devBackends)
+    @Test("deregistration stops events at once, and the descriptor can be registered again", arguments: Backend.underTest)
     func deregistration(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -125,7 +125,7 @@ struct PollerReadinessTests {
         try probe.deregister(reader, token: 11)
     }
 
-    @Test("pipe writer closed: the reader sees hangup with readable, with or without data left", arguments: devBackends)
+    @Test("pipe writer closed: the reader sees hangup with readable, with or without data left", arguments: Backend.underTest)
     func pipeHangup(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -150,7 +150,7 @@ struct PollerReadinessTests {
         try probe.deregister(fullReader, token: 2)
     }
 
-    @Test("TCP peer close or shutdown(SHUT_WR) reports readClosed under read interest", arguments: devBackends)
+    @Test("TCP peer close or shutdown(SHUT_WR) reports readClosed under read interest", arguments: Backend.underTest)
     func tcpReadClosed(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }

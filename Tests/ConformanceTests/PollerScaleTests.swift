@@ -11,7 +11,7 @@ import Glibc
 // Serialized: two backends at 10,000 descriptors each would exceed RLIMIT_NOFILE (20,000).
 @Suite("Poller scale", .serialized)
 struct PollerScaleTests {
-    @Test("10,000 descriptors (5,000 pipes): exactly the written ones are reported", arguments: devBackends)
+    @Test("10,000 descriptors (5,000 pipes): exactly the written ones are reported", arguments: Backend.underTest)
     func tenThousandDescriptors(_ backend: Backend) throws {
         let pipes = 5_000
         try #require(descriptorLimit() >= 2 * pipes + 500, "RLIMIT_NOFILE is \(descriptorLimit())")

@@ -13,7 +13,7 @@ import Glibc
 
 @Suite("Poller waits")
 struct PollerWaitTests {
-    @Test("a timed wait returns on time with no events; .zero does not block", arguments: devBackends)
+    @Test("a timed wait returns on time with no events; .zero does not block", arguments: Backend.underTest)
     func timeoutHonoured(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -36,7 +36,7 @@ struct PollerWaitTests {
         #expect(events.isEmpty)
     }
 
-    @Test("a 200 ms wait does not spin", arguments: devBackends)
+    @Test("a 200 ms wait does not spin", arguments: Backend.underTest)
     func noBusyLoop(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -53,7 +53,7 @@ struct PollerWaitTests {
         #expect((1...10).contains(waits[0].sleeps), "a 200 ms wait slept \(waits[0].sleeps) times")
     }
 
-    @Test("a wake from another thread ends an infinite wait, and is not an event", arguments: devBackends)
+    @Test("a wake from another thread ends an infinite wait, and is not an event", arguments: Backend.underTest)
     func wakeFromAnotherThread(_ backend: Backend) throws {
         let fds = Descriptors()
         defer { fds.closeAll() }
@@ -98,7 +98,7 @@ struct PollerWaitTests {
         #expect(outcome.events == 0, "a wake is not an event")
     }
 
-    @Test("a wake before the wait makes the next wait return at once; wakes coalesce", arguments: devBackends)
+    @Test("a wake before the wait makes the next wait return at once; wakes coalesce", arguments: Backend.underTest)
     func wakeBeforeWait(_ backend: Backend) throws {
         // Three wakes, one early return; the next wait runs its full time; and
         // the waker works again after it has been consumed.
@@ -114,7 +114,7 @@ struct PollerWaitTests {
         #expect(waits[1].took >= .milliseconds(50), "wakes did not coalesce: the second wait took \(waits[1].took)")
     }
 
-    @Test("the waker stays safe to use after its poller is gone", arguments: devBackends)
+    @Test("the waker stays safe to use after its poller is gone", arguments: Backend.underTest)
     func wakerOutlivesPoller(_ backend: Backend) throws {
         var poller: (any Poller)? = try backend.makePoller()
         let waker = try #require(poller?.waker)
@@ -126,7 +126,7 @@ struct PollerWaitTests {
         #expect(waits.map(\.events) == [0], "the wake ended the wait with no event")
     }
 
-    @Test("an interrupted wait (EINTR) returns normally with no events", arguments: devBackends)
+    @Test("an interrupted wait (EINTR) returns normally with no events", arguments: Backend.underTest)
     func interruptedWait(_ backend: Backend) throws {
         installSignalHandler
         let finished = Shared(false)

@@ -12,7 +12,7 @@ import Glibc
 @Suite("Resource lifecycle")
 struct ResourceLifecycleTests {
     @Test("a resource destroyed in its own callback gets nothing more; its fd closes after the batch",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func destroyedInOwnCallback(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -63,7 +63,7 @@ struct ResourceLifecycleTests {
     }
 
     @Test("a resource destroyed by another's callback in the same batch does not get its event",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func destroyedByAnotherInSameBatch(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -104,7 +104,7 @@ struct ResourceLifecycleTests {
     }
 
     @Test("a reused descriptor number never receives the stale event of the resource it replaced",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func staleEventAfterDescriptorReuse(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -158,7 +158,7 @@ struct ResourceLifecycleTests {
     }
 
     @Test("a peer's reset ends a stream with failed(ECONNRESET); the resource is handed back",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func disconnectOnReset(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -200,7 +200,7 @@ struct ResourceLifecycleTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("registering a resource whose fd is not open throws EBADF and registers nothing", arguments: devBackends)
+    @Test("registering a resource whose fd is not open throws EBADF and registers nothing", arguments: Backend.underTest)
     func registerClosedThroughContext(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let runtime = try Runtime<P, ScriptedService>(service: ScriptedService())

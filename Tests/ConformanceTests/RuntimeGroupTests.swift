@@ -11,7 +11,7 @@ import Glibc
 
 @Suite("Runtime groups and introspection")
 struct RuntimeGroupTests {
-    @Test("2 runtimes share a port with SO_REUSEPORT; every client is served; shutdown joins all", arguments: devBackends)
+    @Test("2 runtimes share a port with SO_REUSEPORT; every client is served; shutdown joins all", arguments: Backend.underTest)
     func groupSharesPort(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             // Reserve a port: the first listener binds 0 and the others reuse its number.
@@ -51,7 +51,7 @@ struct RuntimeGroupTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("resourceInfo lists each resource with its kind, interest and byte counts", arguments: devBackends)
+    @Test("resourceInfo lists each resource with its kind, interest and byte counts", arguments: Backend.underTest)
     func introspection(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             var snapshot: [Context.ResourceInfo] = []

@@ -13,7 +13,7 @@ import Glibc
 @Suite("Runtime lifecycle")
 struct RuntimeLifecycleTests {
     @Test("the Service hears started, registered, disconnected (with the resource and reason), turn ends, stopped",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func serviceCallbacks(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -63,7 +63,7 @@ struct RuntimeLifecycleTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("stop() in runtimeStarted ends the run promptly", arguments: devBackends)
+    @Test("stop() in runtimeStarted ends the run promptly", arguments: Backend.underTest)
     func stopWhileStarting(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let service = ScriptedService(watchdog: .seconds(30))
@@ -76,7 +76,7 @@ struct RuntimeLifecycleTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("loopTimeout bounds each turn: an idle runtime still ends turns", arguments: devBackends)
+    @Test("loopTimeout bounds each turn: an idle runtime still ends turns", arguments: Backend.underTest)
     func loopTimeoutDrivesTurns(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             // Counted over 300 ms rather than timed per turn: a signal to the
@@ -92,7 +92,7 @@ struct RuntimeLifecycleTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("shutdown from another thread while the runtime is busy: it stops and join returns", arguments: devBackends)
+    @Test("shutdown from another thread while the runtime is busy: it stops and join returns", arguments: Backend.underTest)
     func shutdownWhileBusy(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -129,7 +129,7 @@ struct RuntimeLifecycleTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("a graceful stop waits for queued output only up to the grace period", arguments: devBackends)
+    @Test("a graceful stop waits for queued output only up to the grace period", arguments: Backend.underTest)
     func gracePeriodBoundsDrain(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()

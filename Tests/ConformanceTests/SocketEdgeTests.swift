@@ -12,7 +12,7 @@ import Glibc
 
 @Suite("Socket edges")
 struct SocketEdgeTests {
-    @Test("connecting to a closed port reports ECONNREFUSED with the address", arguments: devBackends)
+    @Test("connecting to a closed port reports ECONNREFUSED with the address", arguments: Backend.underTest)
     func connectionRefused(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             // A port that was just free: bind, read it back, close.
@@ -35,7 +35,7 @@ struct SocketEdgeTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("a connect that gets no answer fails with ETIMEDOUT after its timeout", arguments: devBackends)
+    @Test("a connect that gets no answer fails with ETIMEDOUT after its timeout", arguments: Backend.underTest)
     func connectTimeout(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             // A listener that never accepts, its backlog filled: the kernel
@@ -70,7 +70,7 @@ struct SocketEdgeTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("half-close both ways: each side reads the other's end of file and can still write", arguments: devBackends)
+    @Test("half-close both ways: each side reads the other's end of file and can still write", arguments: Backend.underTest)
     func halfCloseBothWays(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             var clientID: ResourceID?
@@ -121,7 +121,7 @@ struct SocketEdgeTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("abort() resets the connection: the peer fails with ECONNRESET", arguments: devBackends)
+    @Test("abort() resets the connection: the peer fails with ECONNRESET", arguments: Backend.underTest)
     func abortResets(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             var clientID: ResourceID?
@@ -153,7 +153,7 @@ struct SocketEdgeTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("IPv6 listener on ::1; accepted connections inherit the listener's options and handler", arguments: devBackends)
+    @Test("IPv6 listener on ::1; accepted connections inherit the listener's options and handler", arguments: Backend.underTest)
     func ipv6AndInheritance(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let listener: SocketListener
@@ -197,7 +197,7 @@ struct SocketEdgeTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("push-back: unconsumed bytes are delivered again, before later data", arguments: devBackends)
+    @Test("push-back: unconsumed bytes are delivered again, before later data", arguments: Backend.underTest)
     func pushBack(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             var deliveries: [String] = []
@@ -235,7 +235,7 @@ struct SocketEdgeTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("Controller.write from other threads reaches the connection, in order per thread", arguments: devBackends)
+    @Test("Controller.write from other threads reaches the connection, in order per thread", arguments: Backend.underTest)
     func writeFromAnotherThread(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let received = Shared<[UInt8]>([])

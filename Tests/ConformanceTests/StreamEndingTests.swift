@@ -18,7 +18,7 @@ enum Ending: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
 @Suite("Stream endings")
 struct StreamEndingTests {
-    @Test("every ending asked for while the connect is under way reaches the peer", arguments: devBackends, Ending.allCases)
+    @Test("every ending asked for while the connect is under way reaches the peer", arguments: Backend.underTest, Ending.allCases)
     func endingWhileConnecting(_ backend: Backend, _ ending: Ending) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -103,7 +103,7 @@ struct StreamEndingTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("whenFlushed with nothing queued runs after the callback that asked, not inside it", arguments: devBackends)
+    @Test("whenFlushed with nothing queued runs after the callback that asked, not inside it", arguments: Backend.underTest)
     func whenFlushedDoesNotNest(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -125,7 +125,7 @@ struct StreamEndingTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("interest toggled within a turn costs no poller call; a real change costs one", arguments: devBackends)
+    @Test("interest toggled within a turn costs no poller call; a real change costs one", arguments: Backend.underTest)
     func interestChangesCoalesce(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()
@@ -164,7 +164,7 @@ struct StreamEndingTests {
 
 @Suite("Stream socket options")
 struct StreamSocketOptionTests {
-    @Test("cork holds a header and a body for one segment, uncork sends them; setNoDelay sets TCP_NODELAY", arguments: devBackends)
+    @Test("cork holds a header and a body for one segment, uncork sends them; setNoDelay sets TCP_NODELAY", arguments: Backend.underTest)
     func corkAndNoDelay(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let fds = Descriptors()

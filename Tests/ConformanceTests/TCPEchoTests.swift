@@ -15,7 +15,7 @@ struct TCPEchoTests {
     static let payload: [UInt8] = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
 
     @Test("echo in one runtime: client sends 1 MiB and shuts down writing; server sees readClosed, echoes, closes",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func echoWithHalfClose(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let payload = TCPEchoTests.payload
@@ -104,7 +104,7 @@ struct TCPEchoTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("echo to a plain blocking client on another thread", arguments: devBackends)
+    @Test("echo to a plain blocking client on another thread", arguments: Backend.underTest)
     func echoToExternalClient(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let listener = try SocketListener(bindingTo: .loopback(port: 0))

@@ -391,13 +391,6 @@ func attempt(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throw
     do { try body() } catch { Issue.record("\(error)", sourceLocation: sourceLocation) }
 }
 
-/// The backends under test: every one built into this binary, or the subset
-/// named in `DEV_BACKENDS` (comma-separated) for a quicker local run.
-let devBackends: [Backend] = {
-    guard let list = getenv("DEV_BACKENDS").map({ String(cString: $0) }) else { return Backend.built }
-    return Backend.built.filter { list.split(separator: ",").contains(Substring($0.rawValue)) }
-}()
-
 /// Options for tests that count loop turns: a turn at least every 5 ms.
 let fastTurns = RuntimeOptions(loopTimeout: .milliseconds(5))
 

@@ -10,7 +10,7 @@ import Glibc
 
 @Suite("Timers")
 struct TimerTests {
-    @Test("timers fire in deadline order, never before their delay", arguments: devBackends)
+    @Test("timers fire in deadline order, never before their delay", arguments: Backend.underTest)
     func deadlineOrder(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             var armed: [TimerID: (at: MonotonicInstant, delay: Duration)] = [:]
@@ -42,7 +42,7 @@ struct TimerTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("timers with the same delay fire in creation order", arguments: devBackends)
+    @Test("timers with the same delay fire in creation order", arguments: Backend.underTest)
     func equalDelays(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             var created: [TimerID] = []
@@ -65,7 +65,7 @@ struct TimerTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("a cancelled timer never fires, even when due in the same turn as the canceller", arguments: devBackends)
+    @Test("a cancelled timer never fires, even when due in the same turn as the canceller", arguments: Backend.underTest)
     func cancellation(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             var cancelled: TimerID?
@@ -98,7 +98,7 @@ struct TimerTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("a repeating timer fires every interval until cancelled", arguments: devBackends)
+    @Test("a repeating timer fires every interval until cancelled", arguments: Backend.underTest)
     func repetition(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             var ticker: TimerID?

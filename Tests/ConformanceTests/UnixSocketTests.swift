@@ -13,7 +13,7 @@ import Glibc
 @Suite("Unix domain sockets")
 struct UnixSocketTests {
     @Test("echo over a socket path; the file is gone once the listener is destroyed and the runtime has ended",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func echoOverPath(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let directory = try ScratchDirectory()
@@ -38,7 +38,7 @@ struct UnixSocketTests {
         try body(pollerType(of: backend))
     }
 
-    @Test("echo over an abstract name: no file, and the name is free again once the runtime has ended", arguments: devBackends)
+    @Test("echo over an abstract name: no file, and the name is free again once the runtime has ended", arguments: Backend.underTest)
     func echoOverAbstractName(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let name = uniqueSocketName("echo")
@@ -61,7 +61,7 @@ struct UnixSocketTests {
     }
 
     @Test("a stale socket file: EADDRINUSE naming removeStaleSocketFile; with it, replaced — but never a live listener's",
-          arguments: devBackends)
+          arguments: Backend.underTest)
     func staleSocketFile(_ backend: Backend) throws {
         func body<P: Poller>(_ type: P.Type) throws {
             let directory = try ScratchDirectory()

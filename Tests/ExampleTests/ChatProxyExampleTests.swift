@@ -22,7 +22,7 @@ struct ExampleServer {
 
 @Suite("chat and proxy examples")
 struct ChatProxyExampleTests {
-    @Test("chat: two members talk; a rename and a line reach the other", arguments: Backend.built)
+    @Test("chat: two members talk; a rename and a line reach the other", arguments: Backend.underTest)
     func chat(backend: Backend) throws {
         let server = try ExampleServer("chat", arguments: ["--backend", backend.rawValue, "--strict-backend", "--port", "0"])
         defer { server.child.stop() }
@@ -40,7 +40,7 @@ struct ChatProxyExampleTests {
         #expect(server.child.stop(), "chat did not exit on SIGTERM")
     }
 
-    @Test("proxy --echo: chunks go through the proxy to its in-process echo and back", arguments: Backend.built)
+    @Test("proxy --echo: chunks go through the proxy to its in-process echo and back", arguments: Backend.underTest)
     func proxyWithEcho(backend: Backend) throws {
         let server = try ExampleServer("proxy", arguments: ["--backend", backend.rawValue, "--strict-backend", "--port", "0", "--echo"])
         defer { server.child.stop() }
@@ -50,7 +50,7 @@ struct ChatProxyExampleTests {
         #expect(server.child.stop(), "proxy did not exit on SIGTERM")
     }
 
-    @Test("proxy to an echo process: bytes go through both", arguments: Backend.built)
+    @Test("proxy to an echo process: bytes go through both", arguments: Backend.underTest)
     func proxyToEchoProcess(backend: Backend) throws {
         let echo = try EchoServer(backend: backend)
         defer { echo.stop() }

@@ -19,7 +19,7 @@ extension Backend: CustomTestStringConvertible {
 
 @Suite("echo example")
 struct EchoExampleTests {
-    @Test("echoes a few KB through nc", arguments: Backend.built)
+    @Test("echoes a few KB through nc", arguments: Backend.underTest)
     func echoesThroughNetcat(backend: Backend) throws {
         let server = try EchoServer(backend: backend)
         defer { server.stop() }
@@ -42,7 +42,7 @@ struct EchoExampleTests {
         #expect(server.stop(), "echo did not exit on SIGTERM")
     }
 
-    @Test("echoes chunks from a Swift client that half-closes", arguments: Backend.built)
+    @Test("echoes chunks from a Swift client that half-closes", arguments: Backend.underTest)
     func echoesChunksAfterHalfClose(backend: Backend) throws {
         let server = try EchoServer(backend: backend)
         defer { server.stop() }

@@ -11,7 +11,7 @@ import Glibc
 
 @Suite("echo resilience")
 struct EchoResilienceTests {
-    @Test("out of descriptors (EMFILE): accepting pauses without spinning, reports why, and resumes", arguments: Backend.built)
+    @Test("out of descriptors (EMFILE): accepting pauses without spinning, reports why, and resumes", arguments: Backend.underTest)
     func survivesEMFILE(backend: Backend) throws {
         let server = try EchoServer(backend: backend, descriptorLimit: 64)
         defer { server.stop() }
@@ -51,7 +51,7 @@ struct EchoResilienceTests {
         #expect(sawResume, "no resume notice: \(errors)")
     }
 
-    @Test("the server's descriptor count returns to its baseline after 10,000 connect/close cycles", arguments: Backend.built)
+    @Test("the server's descriptor count returns to its baseline after 10,000 connect/close cycles", arguments: Backend.underTest)
     func descriptorsReturnToBaseline(backend: Backend) throws {
         let server = try EchoServer(backend: backend)
         defer { server.stop() }

@@ -15,7 +15,7 @@ import Glibc
 @Suite("proxy churn")
 struct ProxyChurnTests {
     @Test("proxy --echo pinned to one CPU: descriptors return to baseline after 5,000 connect/close/RST/half-close cycles",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func churnLeavesNothingBehind(backend: Backend) throws {
         let cpu = try firstAllowedCPU()
         let proxy = try Executables.product("proxy").path

@@ -12,7 +12,7 @@ import Glibc
 
 @Suite("proxy with TLS", .enabled(if: TLSLibrary.isBuilt))
 struct ProxyTLSTests {
-    @Test("proxy --echo --tls-cert --tls-key: s_client's lines come back through the TLS listener", arguments: Backend.built)
+    @Test("proxy --echo --tls-cert --tls-key: s_client's lines come back through the TLS listener", arguments: Backend.underTest)
     func terminates(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let proxy = try ExampleServer("proxy", arguments: ["--backend", backend.rawValue, "--strict-backend", "--port", "0", "--echo"]
@@ -38,7 +38,7 @@ struct ProxyTLSTests {
     }
 
     @Test("proxy --upstream-tls --upstream-ca in front of openssl s_server -rev: plain in, TLS out, verified by IP address",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func originatesToSServer(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let upstream = try OpenSSLServer(certificate: certificates.server, ["-rev"])
@@ -55,7 +55,7 @@ struct ProxyTLSTests {
         #expect(proxy.child.stop(), "proxy did not exit on SIGTERM")
     }
 
-    @Test("proxy --upstream-tls --upstream-name localhost in front of the http example's TLS port", arguments: Backend.built)
+    @Test("proxy --upstream-tls --upstream-name localhost in front of the http example's TLS port", arguments: Backend.underTest)
     func originatesToHTTP(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let http = try ChildProcess(executable: try Executables.product("http"),

@@ -13,7 +13,7 @@ struct ChatTests {
         }
     }
 
-    @Test("nick, broadcast, who, quit, join and leave notices", arguments: Backend.built)
+    @Test("nick, broadcast, who, quit, join and leave notices", arguments: Backend.underTest)
     func conversation(_ backend: Backend) throws {
         let server = try Self.startChat(backend)
         defer { try? server.stop() }
@@ -54,7 +54,7 @@ struct ChatTests {
         #expect(try server.inspect { $0.resourceCount } == 2, "the listener and ann remain")
     }
 
-    @Test("a line over the limit disconnects its sender with the reason; the others are told", arguments: Backend.built)
+    @Test("a line over the limit disconnects its sender with the reason; the others are told", arguments: Backend.underTest)
     func oversizedLine(_ backend: Backend) throws {
         let server = try Self.startChat(backend, ChatConfiguration(maximumLineLength: 100))
         defer { try? server.stop() }
@@ -70,7 +70,7 @@ struct ChatTests {
     }
 
     @Test("a member that stops reading is skipped, bounded by the watermark, and told what it missed; the others receive everything",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func slowReader(_ backend: Backend) throws {
         let configuration = ChatConfiguration(highWatermark: 64 << 10, lowWatermark: 16 << 10)
         let server = try Self.startChat(backend, configuration)

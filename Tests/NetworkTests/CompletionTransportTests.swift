@@ -16,7 +16,7 @@ import Glibc
 
 @Suite("Stream edges of the completion transport", .serialized)
 struct CompletionTransportTests {
-    @Test("uring moves stream bytes through the ring (completions, no readiness); the others never do", arguments: Backend.built)
+    @Test("uring moves stream bytes through the ring (completions, no readiness); the others never do", arguments: Backend.underTest)
     func bytesMoveThroughTheRing(_ backend: Backend) throws {
         let server = try ServerThread(backend, name: "ring-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
             try listen(context, handler: EchoHandler()).localAddress.port
@@ -39,7 +39,7 @@ struct CompletionTransportTests {
     }
 
     @Test("close with a receive and a send in flight; the descriptor number, reused at once, hears nothing of its predecessor",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func closeInFlightAndReuse(_ backend: Backend) throws {
         let server = try ServerThread(backend, name: "reuse-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
             try listen(context, handler: FloodThenEcho()).localAddress.port
@@ -79,7 +79,7 @@ struct CompletionTransportTests {
         #expect(reused > 0, "no descriptor number was reused in 20 rounds: the test did not exercise reuse")
     }
 
-    @Test("receive buffers run out (ENOBUFS): 1,000 streams send 64 KiB at once, every byte comes back", arguments: Backend.built)
+    @Test("receive buffers run out (ENOBUFS): 1,000 streams send 64 KiB at once, every byte comes back", arguments: Backend.underTest)
     func buffersRunOut(_ backend: Backend) throws {
         try ensureDescriptorLimit(2500)
         let server = try ServerThread(backend, name: "nobufs-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
@@ -100,7 +100,7 @@ struct CompletionTransportTests {
     }
 
     @Test("a handler that stops and restarts reading on every chunk (the cancel races completions): every byte, in order",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func pauseOnEveryChunk(_ backend: Backend) throws {
         let server = try ServerThread(backend, name: "pause-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
             try listen(context, handler: PausingEcho()).localAddress.port
@@ -115,7 +115,7 @@ struct CompletionTransportTests {
     /// The flooder's queue is full and stays full; the other 999 must still
     /// be served, each reply the byte it sent. How long they wait behind the
     /// flood is reactor-bench's responsiveness scenario's question.
-    @Test("one client that floods and never reads, among 999 in ping-pong: every one of them is answered", arguments: Backend.built)
+    @Test("one client that floods and never reads, among 999 in ping-pong: every one of them is answered", arguments: Backend.underTest)
     func slowReaderAmongMany(_ backend: Backend) throws {
         try ensureDescriptorLimit(2500)
         let server = try ServerThread(backend, name: "slow-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in

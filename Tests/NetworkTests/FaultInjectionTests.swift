@@ -121,7 +121,7 @@ struct FaultInjectionTests {
     }
 
     @Test("transparent faults at a quarter of the calls: every byte back, every connection closed cleanly",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func transparent(_ backend: Backend) throws {
         let (report, record, completionMode) = try run(backend, FaultInjection(seed: 11, rate: 0.25), connections: 48, bytes: 256 << 10)
         #expect(report.failures.isEmpty, "\(report)")
@@ -132,7 +132,7 @@ struct FaultInjectionTests {
     }
 
     @Test("ECONNRESET and EPIPE mid-stream end just their connection, with that reason; the others stay whole",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func resetsAndBrokenPipes(_ backend: Backend) throws {
         let (report, record, _) = try run(backend, FaultInjection(seed: 5, rate: 0.02, kinds: [.connectionReset, .brokenPipe]),
                                           connections: 48, bytes: 256 << 10)
@@ -152,7 +152,7 @@ struct FaultInjectionTests {
     }
 
     @Test("EMFILE on accept pauses accepting with the reason, resumes, and loses no connection",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func outOfDescriptors(_ backend: Backend) throws {
         // A seed whose first decision fails the accept: io_uring decides once per multishot accept.
         let seed = (UInt64(0)...).first {
@@ -169,7 +169,7 @@ struct FaultInjectionTests {
     // Regressions: each kind alone, at half the calls, where it once ended or stalled streams.
 
     @Test("ENOBUFS from writes is retried when the socket is next writable, not the end of the stream",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func noBuffersOnWrites(_ backend: Backend) throws {
         let (report, record, _) = try run(backend, FaultInjection(seed: 3, rate: 0.5, kinds: .noBuffers), connections: 16, bytes: 256 << 10)
         #expect(report.failures.isEmpty, "\(report)")
@@ -186,7 +186,7 @@ struct FaultInjectionTests {
     }
 
     @Test("a reply far larger than the socket buffers arrives whole while sends are cut short, refused and cancelled",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func largeReply(_ backend: Backend) throws {
         var blob = [UInt8](repeating: 0, count: 8 << 20)
         var random = SplitMix64(seed: 21)

@@ -39,7 +39,7 @@ final class LateReplier: ResourceHandler {
 @Suite("Half-close")
 struct HalfCloseTests {
     @Test("1,000 connections half-close against a handler that ignores it: each is answered and closed, none is left",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func ignoredReadClosedDoesNotLeak(_ backend: Backend) throws {
         let server = try ServerThread(backend, name: "careless-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
             try listen(context, handler: CarelessEcho()).localAddress.port
@@ -71,7 +71,7 @@ struct HalfCloseTests {
     }
 
     @Test("a stream that allows half-closure stays open after the peer's end of file, for its handler to finish",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func optedInHalfClosureStaysOpen(_ backend: Backend) throws {
         let server = try ServerThread(backend, name: "late-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
             try listen(context, options: StreamOptions(allowRemoteHalfClosure: true), handler: LateReplier()).localAddress.port

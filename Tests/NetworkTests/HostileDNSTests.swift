@@ -52,7 +52,7 @@ struct HostileDNSTests {
     /// A resolv.conf that names no reachable server: the tests give theirs in `servers`.
     static let quietResolvConf = "nameserver 127.0.0.1\noptions timeout:1 attempts:2\n"
 
-    @Test("SERVFAIL, REFUSED and NOTIMP are each named as what they are, with the server that answered", arguments: Backend.built)
+    @Test("SERVFAIL, REFUSED and NOTIMP are each named as what they are, with the server that answered", arguments: Backend.underTest)
     func failureCodes(_ backend: Backend) throws {
         for (code, words) in [(UInt8(2), "server failure (SERVFAIL"), (5, "query refused (REFUSED"), (4, "query not implemented (NOTIMP")] {
             let dns = try ScriptedDNS(.answer(code: code))
@@ -65,7 +65,7 @@ struct HostileDNSTests {
         #expect(missing == "resolve(db.test): no such host (NXDOMAIN)")
     }
 
-    @Test("a failing first server: c-ares asks the next; when every server fails, each failure is named", arguments: Backend.built)
+    @Test("a failing first server: c-ares asks the next; when every server fails, each failure is named", arguments: Backend.underTest)
     func failingThenNext(_ backend: Backend) throws {
         let failing = try ScriptedDNS(.answer(code: 2))
         let refusing = try ScriptedDNS(.answer(code: 5))
@@ -87,7 +87,7 @@ struct HostileDNSTests {
         #expect(outcome == "resolve(db.example): query refused (REFUSED from \(dns.server))")
     }
 
-    @Test("resolv.conf's `options timeout:1 attempts:2`: a silent server is asked twice, and the error says so", arguments: Backend.built)
+    @Test("resolv.conf's `options timeout:1 attempts:2`: a silent server is asked twice, and the error says so", arguments: Backend.underTest)
     func resolvConfPatience(_ backend: Backend) throws {
         let silent = try ScriptedDNS(.silence)
         let conf = try TemporaryResolvConf(Self.quietResolvConf)

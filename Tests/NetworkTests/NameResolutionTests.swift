@@ -272,7 +272,7 @@ struct NameResolutionTests {
         127.0.0.1 both.test
         """
 
-    @Test("A only, AAAA only, both (IPv6 first), NXDOMAIN, and /etc/hosts", arguments: Backend.built)
+    @Test("A only, AAAA only, both (IPv6 first), NXDOMAIN, and /etc/hosts", arguments: Backend.underTest)
     func answers(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         var results: [String: String] = [:]
@@ -305,7 +305,7 @@ struct NameResolutionTests {
         #expect(localhost.contains("127.0.0.1:7"), "/etc/hosts's localhost: \(localhost)")
     }
 
-    @Test("a DNS server that never answers: the lookup times out, saying after how long and which servers", arguments: Backend.built)
+    @Test("a DNS server that never answers: the lookup times out, saying after how long and which servers", arguments: Backend.underTest)
     func silentServer(_ backend: Backend) throws {
         // A bound UDP socket that never reads: queries vanish.
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -332,7 +332,7 @@ struct NameResolutionTests {
     }
 
     @Test("Happy Eyeballs: IPv6 refuses, IPv4 answers; and every address refusing is one error naming each",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func happyEyeballs(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         // Something listens on 127.0.0.1:P only; [::1]:P refuses.
@@ -360,7 +360,7 @@ struct NameResolutionTests {
         #expect(refused.contains("connect(both.test:9): every address failed: [::1]:9 ECONNREFUSED (Connection refused), 127.0.0.1:9 ECONNREFUSED (Connection refused)"), "\(refused)")
     }
 
-    @Test("1,000 resolutions in flight on one runtime all answer", arguments: Backend.built)
+    @Test("1,000 resolutions in flight on one runtime all answer", arguments: Backend.underTest)
     func thousandInFlight(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         var answered = 0
@@ -386,7 +386,7 @@ struct NameResolutionTests {
     /// the round trips go on. How much the answers delay the echo is a
     /// benchmark's question (reactor-bench's responsiveness scenario), not
     /// this test's.
-    @Test("1,000 resolutions in flight while the loop keeps echoing; every lookup answered, no echo lost", arguments: Backend.built)
+    @Test("1,000 resolutions in flight while the loop keeps echoing; every lookup answered, no echo lost", arguments: Backend.underTest)
     func echoWhileResolving(_ backend: Backend) throws {
         let dns = try TestDNS(hosts: Self.hosts)
         let stop = Shared(false)

@@ -26,7 +26,7 @@ struct ProxyTests {
         return listener.port
     }
 
-    @Test("an upstream that refuses: the client is reset, not left hanging", arguments: Backend.built)
+    @Test("an upstream that refuses: the client is reset, not left hanging", arguments: Backend.underTest)
     func refusedUpstream(_ backend: Backend) throws {
         let server = try Self.startProxy(backend, upstream: try Self.deadPort())
         defer { try? server.stop() }
@@ -39,7 +39,7 @@ struct ProxyTests {
         #expect(eventually { (try? server.inspect { $0.resourceCount }) == 1 }, "only the listener remains")
     }
 
-    @Test("half-close passes through: the client finishes first, then the upstream answers and finishes", arguments: Backend.built)
+    @Test("half-close passes through: the client finishes first, then the upstream answers and finishes", arguments: Backend.underTest)
     func clientHalfClose(_ backend: Backend) throws {
         let upstream = try PlainListener()
         let server = try Self.startProxy(backend, upstream: upstream.port)
@@ -57,7 +57,7 @@ struct ProxyTests {
         #expect(eventually { (try? server.inspect { $0.resourceCount }) == 1 }, "both legs closed; only the listener remains")
     }
 
-    @Test("half-close passes through: the upstream finishes first, the client keeps sending", arguments: Backend.built)
+    @Test("half-close passes through: the upstream finishes first, the client keeps sending", arguments: Backend.underTest)
     func upstreamHalfClose(_ backend: Backend) throws {
         let upstream = try PlainListener()
         let server = try Self.startProxy(backend, upstream: upstream.port)
@@ -75,7 +75,7 @@ struct ProxyTests {
         #expect(eventually { (try? server.inspect { $0.resourceCount }) == 1 }, "both legs closed; only the listener remains")
     }
 
-    @Test("a reset on one side resets the other", arguments: Backend.built)
+    @Test("a reset on one side resets the other", arguments: Backend.underTest)
     func resetPassesThrough(_ backend: Backend) throws {
         let upstream = try PlainListener()
         let server = try Self.startProxy(backend, upstream: upstream.port)
@@ -90,7 +90,7 @@ struct ProxyTests {
         #expect(eventually { (try? server.inspect { $0.resourceCount }) == 1 }, "only the listener remains")
     }
 
-    @Test("a client that stops reading: the proxy pauses the upstream instead of buffering without bound", arguments: Backend.built)
+    @Test("a client that stops reading: the proxy pauses the upstream instead of buffering without bound", arguments: Backend.underTest)
     func backPressure(_ backend: Backend) throws {
         let upstream = try PlainListener()
         let server = try Self.startProxy(backend, upstream: upstream.port)

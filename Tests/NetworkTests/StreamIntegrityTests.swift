@@ -14,7 +14,7 @@ struct StreamIntegrityTests {
     static let clients = 1000
     static let bytesPerClient = 1 << 20
 
-    @Test("1,000 clients × 1 MiB through echo: every byte back, in order", arguments: Backend.built)
+    @Test("1,000 clients × 1 MiB through echo: every byte back, in order", arguments: Backend.underTest)
     func echo(_ backend: Backend) throws {
         try ensureDescriptorLimit(3 * Self.clients + 500)
         let server = try ServerThread(backend, name: "echo-\(backend)", makeService: { LoggingService() }) { _, context throws(ReactorError) in
@@ -30,7 +30,7 @@ struct StreamIntegrityTests {
     }
 
     @Test("1,000 clients × 1 MiB through the proxy to an echo in the same runtime: every byte back, in order",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func proxy(_ backend: Backend) throws {
         try ensureDescriptorLimit(5 * Self.clients + 500)
         // The echo upstream lives in the proxy's runtime (a listener whose

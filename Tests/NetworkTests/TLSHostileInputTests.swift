@@ -16,7 +16,7 @@ import Glibc
 @Suite("TLS hostile input")
 struct TLSHostileInputTests {
     @Test("bytes that are not a ClientHello (an HTTP request on the TLS port) end the connection at once",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func notAClientHello(_ backend: Backend) throws {
         let server = try TLSEchoServer(backend, name: "tls-http")
         defer { try? server.stop() }
@@ -32,7 +32,7 @@ struct TLSHostileInputTests {
     }
 
     @Test("a ClientHello dripped one byte a second is dropped by the handshake timeout (1 s)",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func drippedClientHello(_ backend: Backend) throws {
         let server = try TLSEchoServer(backend, handshakeTimeout: .seconds(1), name: "tls-drip")
         defer { try? server.stop() }
@@ -62,7 +62,7 @@ struct TLSHostileInputTests {
     }
 
     @Test("a record cut short by the client's end of file, after a real handshake, ends the connection as truncated",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func truncatedRecord(_ backend: Backend) throws {
         let server = try TLSEchoServer(backend, name: "tls-truncated")
         defer { try? server.stop() }
@@ -79,7 +79,7 @@ struct TLSHostileInputTests {
     }
 
     @Test("a record header declaring 2^14 + 2048 + 1 bytes after the handshake ends the connection with an alert",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func oversizedRecord(_ backend: Backend) throws {
         let server = try TLSEchoServer(backend, name: "tls-oversized")
         defer { try? server.stop() }
@@ -95,7 +95,7 @@ struct TLSHostileInputTests {
     }
 
     @Test("a TLS 1.2 client asking to renegotiate (openssl s_client -tls1_2, then R) is refused and its connection ends",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func renegotiationRefused(_ backend: Backend) throws {
         let server = try TLSEchoServer(backend, name: "tls-reneg")
         defer { try? server.stop() }

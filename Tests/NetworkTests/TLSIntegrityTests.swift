@@ -10,7 +10,7 @@ import Testing
 
 extension StreamIntegrityTests {
     @Test("1,000 clients × 1 MiB through a TLS echo: every byte back, in order",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func tlsEcho(_ backend: Backend) throws {
         try ensureDescriptorLimit(3 * Self.clients + 500)
         let tls = try TLSFixtures.server()
@@ -31,7 +31,7 @@ extension StreamIntegrityTests {
     }
 
     @Test("1,000 clients × 1 MiB through the TLS-terminating proxy to a plain echo in the same runtime: every byte back",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func tlsProxy(_ backend: Backend) throws {
         try ensureDescriptorLimit(5 * Self.clients + 500)
         let tls = try TLSFixtures.server()

@@ -27,7 +27,9 @@ struct TLSMemoryTests {
     static func source(_ n: Int) -> String { "127.0.\(10 + n / 250).\(1 + n % 250)" }
 
     @Test("10,000 handshakes started and abandoned: all dropped by the handshake timeout, resources and memory back to baseline",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt),
+          .enabled(if: SanitizerBuild.measuresMemory, "a sanitizer's allocator makes resident memory meaningless"),
+          arguments: Backend.underTest)
     func abandonedHandshakes(_ backend: Backend) throws {
         guard try MeasuredAlone.isChosen("TLSMemoryTests/abandonedHandshakes", backend, reports: "tls flood/") else { return }
         try ensureDescriptorLimit(2 * Self.wave + 500)
@@ -79,7 +81,9 @@ struct TLSMemoryTests {
     }
 
     @Test("memory per idle TLS connection after the handshake: 1,000 held open, beside 1,000 plain ones",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt),
+          .enabled(if: SanitizerBuild.measuresMemory, "a sanitizer's allocator makes resident memory meaningless"),
+          arguments: Backend.underTest)
     func idleConnections(_ backend: Backend) throws {
         guard try MeasuredAlone.isChosen("TLSMemoryTests/idleConnections", backend, reports: "tls idle/") else { return }
         try ensureDescriptorLimit(2 * Self.idle + 500)

@@ -39,7 +39,7 @@ final class HandshakeWriter: ResourceHandler {
 @Suite("TLS write order")
 struct TLSOrderingTests {
     @Test("a write in the .tlsEstablished callback goes out after the bytes written before the handshake",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func writeOnEstablished(_ backend: Backend) throws {
         let client = try backend.visit(Run(client: HandshakeWriter(shutdownOnEstablished: false)))
         #expect(String(decoding: client.received, as: UTF8.self) == "first second", "ended \(client.ending ?? "never")")
@@ -47,7 +47,7 @@ struct TLSOrderingTests {
     }
 
     @Test("a half-close in the .tlsEstablished callback still sends the bytes written before the handshake",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func halfCloseOnEstablished(_ backend: Backend) throws {
         let client = try backend.visit(Run(client: HandshakeWriter(shutdownOnEstablished: true)))
         #expect(String(decoding: client.received, as: UTF8.self) == "first ", "ended \(client.ending ?? "never")")

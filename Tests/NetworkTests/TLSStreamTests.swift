@@ -64,7 +64,7 @@ final class TLSProbeClient: ResourceHandler {
 @Suite("TLS streams")
 struct TLSStreamTests {
     @Test("a TLS client and a TLS echo server in one runtime: plaintext both ways, ALPN, peer subject, half-close",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func echoOverTLS(_ backend: Backend) throws {
         struct Run: PollerVisitor {
             func visit<P: Poller>(_ type: P.Type) throws -> (TLSProbeClient, [String]) {
@@ -94,7 +94,7 @@ struct TLSStreamTests {
     }
 
     @Test("a client that does not trust the server's CA fails the handshake with OpenSSL's reason",
-          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+          .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func unknownCAFails(_ backend: Backend) throws {
         struct Run: PollerVisitor {
             func visit<P: Poller>(_ type: P.Type) throws -> TLSProbeClient {

@@ -11,7 +11,7 @@ import Testing
 @Suite("http client", .serialized)
 struct HTTPClientTests {
     @Test("nginx: 0 B, 1 KiB and 10 MiB files arrive byte for byte, the 10 MiB one streamed in pieces",
-          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.built)
+          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.underTest)
     func nginxStaticFiles(_ backend: Backend) throws {
         let nginx = try TestNginx()
         var results: [String: Result<HTTPClientResponse, HTTPClientError>] = [:]
@@ -39,7 +39,7 @@ struct HTTPClientTests {
     }
 
     @Test("nginx: a chunked response (SSI) is decoded; two requests reuse one connection ($connection in the log)",
-          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.built)
+          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.underTest)
     func nginxChunkedAndKeepAlive(_ backend: Backend) throws {
         let nginx = try TestNginx()
         var first: Result<HTTPClientResponse, HTTPClientError>?, second: Result<HTTPClientResponse, HTTPClientError>?
@@ -64,7 +64,7 @@ struct HTTPClientTests {
     }
 
     @Test("redirects are handed over unless asked for, then followed",
-          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.built)
+          .enabled(if: Executables.find("nginx") != nil || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")), arguments: Backend.underTest)
     func redirects(_ backend: Backend) throws {
         let nginx = try TestNginx()
         var plain: HTTPClientResponse?, followed: HTTPClientResponse?
@@ -82,7 +82,7 @@ struct HTTPClientTests {
     }
 
     @Test("the http example: GET /, and POST /echo with streamed bodies (chunked and Content-Length) through the watermarks",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func httpExampleEcho(_ backend: Backend) throws {
         let server = try HTTPTestServer(backend: .epoll, extraArguments: ["--max-body-bytes", "\(16 << 20)"])
         defer { server.stop() }
@@ -129,7 +129,7 @@ struct HTTPClientTests {
         ("HTTP/1.1 200 OK\r\nX-Big: " + String(repeating: "b", count: 70_000) + "\r\n\r\n", "response head larger than 65536 bytes"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed chunked encoding"),
         ("SSH-2.0-OpenSSH_9.2\r\n", "malformed status line 'SSH-2.0-OpenSSH_9.2'"),
-    ], Backend.built)
+    ], Backend.underTest)
     func malformed(_ sample: (response: String, expected: String), backend: Backend) throws {
         let (response, expected) = sample
         let server = try RawHTTPResponder(response: Array(response.utf8))
@@ -137,7 +137,7 @@ struct HTTPClientTests {
         #expect(error.description == "GET \(server.url)/x: \(expected)")
     }
 
-    @Test("a server that never answers times out at the first byte; a refused port names the address", arguments: Backend.built)
+    @Test("a server that never answers times out at the first byte; a refused port names the address", arguments: Backend.underTest)
     func timeoutsAndRefusal(_ backend: Backend) throws {
         // Silent until the client gives up (or 30 s pass: then the error would be its close, not the timeout).
         let silent = try RawHTTPResponder(response: [], hold: .seconds(30))

@@ -6,7 +6,7 @@ import Testing
 
 @Suite("http under load and on two threads")
 struct HTTPLoadTests {
-    @Test("wrk -t1 -c10 -d1s: requests served, no socket errors, only 200s", arguments: Backend.built)
+    @Test("wrk -t1 -c10 -d1s: requests served, no socket errors, only 200s", arguments: Backend.underTest)
     func wrk(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
@@ -22,7 +22,7 @@ struct HTTPLoadTests {
         #expect(server.stop(), "http did not exit with status 0 on SIGTERM after the load")
     }
 
-    @Test("--threads 2: both runtimes accept on the one port and answer correctly", arguments: Backend.built)
+    @Test("--threads 2: both runtimes accept on the one port and answer correctly", arguments: Backend.underTest)
     func twoThreads(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend, threads: 2)
         defer { server.stop() }

@@ -2,11 +2,12 @@
 // each error status, 100-continue, and which responses close the connection.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("http protocol over raw sockets")
 struct HTTPProtocolTests {
-    @Test("three pipelined requests in one write get three responses, in order, on an open connection", arguments: Backend.built)
+    @Test("three pipelined requests in one write get three responses, in order, on an open connection", arguments: Backend.underTest)
     func pipelining(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
@@ -26,26 +27,26 @@ struct HTTPProtocolTests {
         #expect(try client.response().bodyText == "Hello, World!")
     }
 
-    @Test("a malformed request line gets 400 and the connection closes", arguments: Backend.built)
+    @Test("a malformed request line gets 400 and the connection closes", arguments: Backend.underTest)
     func badRequestLine(backend: Backend) throws {
         try expectRejection(backend: backend, request: "GARBAGE\r\n\r\n", status: 400)
         try expectRejection(backend: backend, request: "GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n", status: 400)
     }
 
-    @Test("a malformed header gets 400 and the connection closes", arguments: Backend.built)
+    @Test("a malformed header gets 400 and the connection closes", arguments: Backend.underTest)
     func badHeader(backend: Backend) throws {
         try expectRejection(backend: backend, request: "GET / HTTP/1.1\r\nHost t\r\n\r\n", status: 400)
         try expectRejection(backend: backend, request: "GET / HTTP/1.1\r\nHost : t\r\n\r\n", status: 400)
         try expectRejection(backend: backend, request: "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\n", status: 400)
     }
 
-    @Test("headers over 8 KiB get 431 and the connection closes", arguments: Backend.built)
+    @Test("headers over 8 KiB get 431 and the connection closes", arguments: Backend.underTest)
     func headersTooLarge(backend: Backend) throws {
         let big = String(repeating: "a", count: 9000)
         try expectRejection(backend: backend, request: "GET / HTTP/1.1\r\nHost: t\r\nX-Big: \(big)\r\n\r\n", status: 431)
     }
 
-    @Test("a body over the limit gets 413 without 100 Continue, and the connection closes", arguments: Backend.built)
+    @Test("a body over the limit gets 413 without 100 Continue, and the connection closes", arguments: Backend.underTest)
     func bodyTooLarge(backend: Backend) throws {
         // --max-body-bytes 1000: announced 5000 is refused before the body is read.
         try expectRejection(backend: backend, request: "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
@@ -55,7 +56,7 @@ struct HTTPProtocolTests {
                             + String(repeating: "x", count: 1024) + "\r\n", status: 413, arguments: ["--max-body-bytes", "1000"])
     }
 
-    @Test("half a request gets 408 after the request timeout, and the connection closes (slowloris)", arguments: Backend.built)
+    @Test("half a request gets 408 after the request timeout, and the connection closes (slowloris)", arguments: Backend.underTest)
     func slowRequest(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend, extraArguments: ["--request-timeout-ms", "300"])
         defer { server.stop() }
@@ -80,7 +81,7 @@ struct HTTPProtocolTests {
         try client.expectEndOfFile()
     }
 
-    @Test("an idle keep-alive connection is closed after the idle timeout, without a response", arguments: Backend.built)
+    @Test("an idle keep-alive connection is closed after the idle timeout, without a response", arguments: Backend.underTest)
     func idleTimeout(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend, extraArguments: ["--idle-timeout-ms", "300"])
         defer { server.stop() }
@@ -90,12 +91,12 @@ struct HTTPProtocolTests {
         try client.expectEndOfFile(timeout: .seconds(3))
     }
 
-    @Test("an unknown path gets 404 and the connection stays open", arguments: Backend.built)
+    @Test("an unknown path gets 404 and the connection stays open", arguments: Backend.underTest)
     func notFound(backend: Backend) throws {
         try expectKeptOpen(backend: backend, request: "GET /nowhere?x=1 HTTP/1.1\r\nHost: t\r\n\r\n", status: 404)
     }
 
-    @Test("another method on a known path gets 405 with Allow, and the connection stays open", arguments: Backend.built)
+    @Test("another method on a known path gets 405 with Allow, and the connection stays open", arguments: Backend.underTest)
     func methodNotAllowed(backend: Backend) throws {
         let response = try expectKeptOpen(backend: backend, request: "DELETE / HTTP/1.1\r\nHost: t\r\n\r\n", status: 405)
         #expect(response.headers["allow"] == "GET, HEAD")
@@ -103,7 +104,7 @@ struct HTTPProtocolTests {
         #expect(echo.headers["allow"] == "POST")
     }
 
-    @Test("Connection: close and HTTP/1.0 close after the response; HTTP/1.0 keep-alive stays open", arguments: Backend.built)
+    @Test("Connection: close and HTTP/1.0 close after the response; HTTP/1.0 keep-alive stays open", arguments: Backend.underTest)
     func connectionClose(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
@@ -123,7 +124,7 @@ struct HTTPProtocolTests {
         try client.expectEndOfFile()
     }
 
-    @Test("Expect: 100-continue is answered before the body is sent", arguments: Backend.built)
+    @Test("Expect: 100-continue is answered before the body is sent", arguments: Backend.underTest)
     func expectContinue(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }
@@ -135,7 +136,7 @@ struct HTTPProtocolTests {
         #expect(response.status == 200 && response.bodyText == "hello world")
     }
 
-    @Test("a chunked body with extensions and trailers is decoded", arguments: Backend.built)
+    @Test("a chunked body with extensions and trailers is decoded", arguments: Backend.underTest)
     func chunkedWithTrailers(backend: Backend) throws {
         let server = try HTTPTestServer(backend: backend)
         defer { server.stop() }

@@ -9,7 +9,7 @@ import Testing
 @Suite("http over TLS", .enabled(if: TLSLibrary.isBuilt))
 struct HTTPTLSTests {
     @Test("openssl s_client verifies the certificate (return code 0), negotiates http/1.1 and gets the greeting",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func sClient(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let server = try HTTPTestServer(backend: backend, extraArguments: certificates.serverArguments())
@@ -30,7 +30,7 @@ struct HTTPTLSTests {
     }
 
     @Test("curl --cacert: 200 and the greeting over TLS, and over plain on the other port of the same server",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func curlGreeting(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let server = try HTTPTestServer(backend: backend, extraArguments: certificates.serverArguments())
@@ -50,7 +50,7 @@ struct HTTPTLSTests {
         #expect(server.stop(), "http did not exit with status 0 on SIGTERM")
     }
 
-    @Test("two https URLs in one curl run share one TLS connection", arguments: Backend.built)
+    @Test("two https URLs in one curl run share one TLS connection", arguments: Backend.underTest)
     func curlKeepAlive(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let server = try HTTPTestServer(backend: backend, extraArguments: certificates.serverArguments())
@@ -66,7 +66,7 @@ struct HTTPTLSTests {
         #expect(result.errorOutput.contains("SSL certificate verify ok"), "\(result.errorOutput)")
     }
 
-    @Test("uploads to /echo over TLS come back byte for byte, with Content-Length and chunked", arguments: Backend.built)
+    @Test("uploads to /echo over TLS come back byte for byte, with Content-Length and chunked", arguments: Backend.underTest)
     func uploadEcho(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let server = try HTTPTestServer(backend: backend, extraArguments: certificates.serverArguments())
@@ -87,7 +87,7 @@ struct HTTPTLSTests {
         }
     }
 
-    @Test("wrk https:// -c20 for 2 s on two runtimes: requests served, no socket errors, only 200s", arguments: Backend.built)
+    @Test("wrk https:// -c20 for 2 s on two runtimes: requests served, no socket errors, only 200s", arguments: Backend.underTest)
     func wrk(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let server = try HTTPTestServer(backend: backend, threads: 2, extraArguments: certificates.serverArguments(certificates.ecdsa))

@@ -44,7 +44,7 @@ struct KVBackPressureTests {
     // How long the PINGs wait behind a flood is reactor-bench's responsiveness
     // scenario's question; here, that every one is answered while it lasts.
     @Test("one client: 64 MiB of pipelined GETs unread grow the server by at most 4 MB, PINGs are answered, no reply is lost",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func oneClient(backend: Backend) throws {
         let (server, pid) = try Self.server(backend)
         defer { server.stop() }
@@ -79,7 +79,7 @@ struct KVBackPressureTests {
     }
 
     @Test("100 clients at once grow the server by at most 64 MB; PINGs are answered, and readers among them are not starved",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func hundredClients(backend: Backend) throws {
         // Two runtimes (the default on two cores), each with its own budget.
         let (server, pid) = try Self.server(backend, threads: 2)

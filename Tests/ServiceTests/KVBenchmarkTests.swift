@@ -22,7 +22,7 @@ struct KVBenchmarkTests {
         }
     }
 
-    @Test("-t ping,set,get,incr,mset with -P 1 and -P 16", arguments: Backend.built)
+    @Test("-t ping,set,get,incr,mset with -P 1 and -P 16", arguments: Backend.underTest)
     func pipelines(backend: Backend) throws {
         let server = try KVTestServer(backend: backend)
         defer { server.stop() }
@@ -35,7 +35,7 @@ struct KVBenchmarkTests {
         #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.readStandardError())")
     }
 
-    @Test("--threads 2: one database seen from every connection", arguments: Backend.built)
+    @Test("--threads 2: one database seen from every connection", arguments: Backend.underTest)
     func twoThreads(backend: Backend) throws {
         let server = try KVTestServer(backend: backend, threads: 2)
         defer { server.stop() }

@@ -76,7 +76,7 @@ struct KVCliTests {
         ("QUIT", []),
     ]
 
-    @Test("every command through redis-cli reading standard input", arguments: Backend.built)
+    @Test("every command through redis-cli reading standard input", arguments: Backend.underTest)
     func everyCommand(backend: Backend) throws {
         let server = try KVTestServer(backend: backend)
         defer { server.stop() }
@@ -99,7 +99,7 @@ struct KVCliTests {
         #expect(server.stop(), "kv did not exit cleanly on SIGTERM")
     }
 
-    @Test("commands as redis-cli arguments", arguments: Backend.built)
+    @Test("commands as redis-cli arguments", arguments: Backend.underTest)
     func commandLine(backend: Backend) throws {
         let server = try KVTestServer(backend: backend)
         defer { server.stop() }
@@ -118,7 +118,7 @@ struct KVCliTests {
         #expect(try cli("PING") == "PONG\n")
     }
 
-    @Test("redis-cli --pipe loads 10,000 keys", arguments: Backend.built)
+    @Test("redis-cli --pipe loads 10,000 keys", arguments: Backend.underTest)
     func pipeMode(backend: Backend) throws {
         let server = try KVTestServer(backend: backend)
         defer { server.stop() }

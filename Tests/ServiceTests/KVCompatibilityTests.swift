@@ -1,11 +1,12 @@
 // kv against a real redis-server: the same bytes in, the same bytes out.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("kv: byte-for-byte compatibility with redis-server")
 struct KVCompatibilityTests {
-    @Test("commands, errors, expiry, pipelining, inline and partial frames", arguments: Backend.built)
+    @Test("commands, errors, expiry, pipelining, inline and partial frames", arguments: Backend.underTest)
     func sameRepliesAsRedis(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
@@ -24,7 +25,7 @@ struct KVCompatibilityTests {
         #expect(kv.stop(), "kv did not exit cleanly on SIGTERM: \(kv.child.readStandardError())")
     }
 
-    @Test("protocol errors and QUIT: the same reply, then the connection closes", arguments: Backend.built)
+    @Test("protocol errors and QUIT: the same reply, then the connection closes", arguments: Backend.underTest)
     func sameEndingsAsRedis(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }

@@ -3,6 +3,7 @@
 // version) and TIME (the clock). HELLO's errors are in the byte-for-byte script.
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("kv: HELLO and TIME, compared with redis-server by shape")
@@ -13,7 +14,7 @@ struct KVHandshakeTests {
             .replacing(try Regex(#"\$7\r\nversion\r\n\$[0-9]+\r\n[^\r]*\r\n"#), with: "$7\r\nversion\r\n<version>\r\n")
     }
 
-    @Test("HELLO and HELLO 2 answer the server's map as a flat array, as redis-server does", arguments: Backend.built)
+    @Test("HELLO and HELLO 2 answer the server's map as a flat array, as redis-server does", arguments: Backend.underTest)
     func hello(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
@@ -35,7 +36,7 @@ struct KVHandshakeTests {
         #expect(try actual.call("HELLO").contains("$7\r\nversion\r\n$6\r\n7.0.15\r\n"))
     }
 
-    @Test("HELLO 3 is refused with redis-server's own NOPROTO error, and the connection stays in RESP2", arguments: Backend.built)
+    @Test("HELLO 3 is refused with redis-server's own NOPROTO error, and the connection stays in RESP2", arguments: Backend.underTest)
     func helloThree(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
@@ -63,7 +64,7 @@ struct KVHandshakeTests {
         return (seconds, microseconds)
     }
 
-    @Test("TIME: Unix seconds and microseconds as two bulk strings, like redis-server's", arguments: Backend.built)
+    @Test("TIME: Unix seconds and microseconds as two bulk strings, like redis-server's", arguments: Backend.underTest)
     func time(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }

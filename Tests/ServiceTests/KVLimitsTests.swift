@@ -5,11 +5,12 @@
 // limit, has its own tests in KVBackPressureTests.swift.)
 import Foundation
 import Reactor
+import ReactorTestSupport
 import Testing
 
 @Suite("kv: limits and lifecycle")
 struct KVLimitsTests {
-    @Test("an oversized or malformed length gets Redis's error, then the close", arguments: Backend.built)
+    @Test("an oversized or malformed length gets Redis's error, then the close", arguments: Backend.underTest)
     func protocolErrors(backend: Backend) throws {
         let server = try KVTestServer(backend: backend)
         defer { server.stop() }
@@ -37,7 +38,7 @@ struct KVLimitsTests {
     }
 
     @Test("a client that pipelines big GETs without reading is disconnected at the output-buffer limit, the hard cap",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func outputBufferLimit(backend: Backend) throws {
         // The high watermark above the limit, so that the limit is what the client meets.
         let server = try KVTestServer(backend: backend, extraArguments: ["--output-buffer-limit", "\(1 << 20)",
@@ -67,7 +68,7 @@ struct KVLimitsTests {
         #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.readStandardError())")
     }
 
-    @Test("a single reply larger than the output-buffer limit disconnects the client that asked for it", arguments: Backend.built)
+    @Test("a single reply larger than the output-buffer limit disconnects the client that asked for it", arguments: Backend.underTest)
     func replyOverLimit(backend: Backend) throws {
         let server = try KVTestServer(backend: backend, extraArguments: ["--output-buffer-limit", "\(1 << 20)"])
         defer { server.stop() }
@@ -80,7 +81,7 @@ struct KVLimitsTests {
         #expect(try setter.call("STRLEN", "huge") == ":2097152\r\n")
     }
 
-    @Test("--idle-timeout closes silent clients and spares active ones", arguments: Backend.built)
+    @Test("--idle-timeout closes silent clients and spares active ones", arguments: Backend.underTest)
     func idleTimeout(backend: Backend) throws {
         let server = try KVTestServer(backend: backend, extraArguments: ["--idle-timeout", "1"])
         defer { server.stop() }
@@ -99,18 +100,20 @@ struct KVLimitsTests {
         #expect(try active.call("PING") == "+PONG\r\n", "the active client was closed")
     }
 
-    @Test("keys with a deadline are removed without being accessed", arguments: Backend.built)
+    @Test("keys with a deadline are removed without being accessed", arguments: Backend.underTest)
     func activeExpiry(backend: Backend) throws {
         let server = try KVTestServer(backend: backend, threads: 2)
         defer { server.stop() }
         let client = try KVClient(port: server.port)
         var requests: [UInt8] = []
-        for index in 0..<500 { requests += kvCommand("SET", "short:\(index)", "v", "PX", "50") }
+        // 2 s to live: long enough that DBSIZE below still counts every key in a
+        // sanitizer build on a busy machine (50 ms was not), short enough to watch them go.
+        for index in 0..<500 { requests += kvCommand("SET", "short:\(index)", "v", "PX", "2000") }
         requests += kvCommand("SET", "lasting", "v")
         try client.send(requests)
         _ = try client.readReplies(501)
         #expect(try client.call("DBSIZE") == ":501\r\n")
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(20)
         var size = ""
         repeat {
             kvSleep(.milliseconds(100))
@@ -121,7 +124,7 @@ struct KVLimitsTests {
         #expect(stats.contains("expired_keys:500"), "\(stats)")
     }
 
-    @Test("SIGTERM: queued replies are delivered before the exit", arguments: Backend.built)
+    @Test("SIGTERM: queued replies are delivered before the exit", arguments: Backend.underTest)
     func gracefulShutdown(backend: Backend) throws {
         let server = try KVTestServer(backend: backend, threads: 2)
         defer { server.stop() }

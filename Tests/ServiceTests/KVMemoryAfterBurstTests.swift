@@ -24,7 +24,7 @@ struct KVMemoryAfterBurstTests {
     static let bound = 4_000_000
 
     @Test("after 200 pipelines reset at once and 1,200 connect/close/reset cycles, RSS returns to within 4 MB of its baseline",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func burstPasses(_ backend: Backend) throws {
         try ensureDescriptorLimit(600)
         let server = try KVTestServer(backend: backend)

@@ -13,7 +13,7 @@ struct KVTLSTests {
         ["--tls", "--cacert", try TestCertificates.shared().caCertificate, "--sni", "localhost", "-p", "\(port)"]
     }
 
-    @Test("the whole redis-cli session prints the same on the TLS port as on the plain one", arguments: Backend.built)
+    @Test("the whole redis-cli session prints the same on the TLS port as on the plain one", arguments: Backend.underTest)
     func everyCommand(backend: Backend) throws {
         let server = try KVTestServer(backend: backend, extraArguments: try TestCertificates.shared().serverArguments())
         defer { server.stop() }
@@ -31,7 +31,7 @@ struct KVTLSTests {
         #expect(server.stop(), "kv did not exit cleanly on SIGTERM")
     }
 
-    @Test("commands as redis-cli --tls arguments, as the plain tests give them", arguments: Backend.built)
+    @Test("commands as redis-cli --tls arguments, as the plain tests give them", arguments: Backend.underTest)
     func commandLine(backend: Backend) throws {
         let server = try KVTestServer(backend: backend, extraArguments: try TestCertificates.shared().serverArguments())
         defer { server.stop() }
@@ -53,7 +53,7 @@ struct KVTLSTests {
         #expect(plain.output == "kv server\n")
     }
 
-    @Test("redis-cli --tls --pipe loads 10,000 keys on two runtimes", arguments: Backend.built)
+    @Test("redis-cli --tls --pipe loads 10,000 keys on two runtimes", arguments: Backend.underTest)
     func pipeMode(backend: Backend) throws {
         let server = try KVTestServer(backend: backend, threads: 2, extraArguments: try TestCertificates.shared().serverArguments())
         defer { server.stop() }
@@ -74,7 +74,7 @@ struct KVTLSTests {
     @Test("redis-cli --tls refuses a kv whose certificate it cannot verify")
     func untrustedServer() throws {
         let certificates = try TestCertificates.shared()
-        let server = try KVTestServer(backend: Backend.built[0], extraArguments: certificates.serverArguments(certificates.selfSigned))
+        let server = try KVTestServer(backend: Backend.underTest[0], extraArguments: certificates.serverArguments(certificates.selfSigned))
         defer { server.stop() }
         let result = try runTool("redis-cli", try tlsArguments(try #require(server.tlsPort)) + ["PING"])
         #expect(result.status != 0)

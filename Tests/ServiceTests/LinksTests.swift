@@ -46,7 +46,7 @@ final class LinksTestServer {
 
 @Suite("links: the URL shortener against redis-server and curl")
 struct LinksTests {
-    @Test("create, redirect (302 with Location), unknown code 404, a bad URL 400, hits in /stats", arguments: Backend.built)
+    @Test("create, redirect (302 with Location), unknown code 404, a bad URL 400, hits in /stats", arguments: Backend.underTest)
     func createAndRedirect(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
@@ -86,7 +86,7 @@ struct LinksTests {
     }
 
     @Test("pipelined requests answered after their redis replies come back in request order, Connection: close last",
-          arguments: Backend.built)
+          arguments: Backend.underTest)
     func pipelinedInOrder(backend: Backend) throws {
         let redis = try KVRedisServer()
         defer { redis.stop() }
@@ -105,7 +105,7 @@ struct LinksTests {
         try client.expectEndOfFile()
     }
 
-    @Test("redis down: 503 with a body that says why; links recovers when redis returns", arguments: Backend.built)
+    @Test("redis down: 503 with a body that says why; links recovers when redis returns", arguments: Backend.underTest)
     func redisDown(backend: Backend) throws {
         let redis = try KVRedisServer()
         let links = try LinksTestServer(redisPort: redis.port, backend: backend)

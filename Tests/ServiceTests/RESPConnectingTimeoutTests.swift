@@ -48,7 +48,7 @@ struct RESPConnectingTimeoutTests {
         return (fd, UInt16(bigEndian: address.sin_port))
     }
 
-    @Test("while resolving: the DNS server never answers", arguments: Backend.built)
+    @Test("while resolving: the DNS server never answers", arguments: Backend.underTest)
     func whileResolving(_ backend: Backend) throws {
         let silent = try ScriptedDNS(.silence)
         var options = RuntimeOptions()
@@ -57,7 +57,7 @@ struct RESPConnectingTimeoutTests {
         #expect(outcome == "failure: redis GET k: no reply within 0.3 seconds while resolving slow.test")
     }
 
-    @Test("while connecting: the listener's queue is full, so the kernel drops the SYN", arguments: Backend.built)
+    @Test("while connecting: the listener's queue is full, so the kernel drops the SYN", arguments: Backend.underTest)
     func whileConnecting(_ backend: Backend) throws {
         // A backlog of 0 queues one connection; with it taken, the next SYN is dropped and the connect waits.
         let (listener, port) = try Self.listener(backlog: 0)
@@ -68,7 +68,7 @@ struct RESPConnectingTimeoutTests {
         #expect(outcome == "failure: redis GET k: no reply within 0.3 seconds while connecting to 127.0.0.1:\(port)")
     }
 
-    @Test("during the TLS handshake: the server accepts and never answers", .enabled(if: TLSLibrary.isBuilt), arguments: Backend.built)
+    @Test("during the TLS handshake: the server accepts and never answers", .enabled(if: TLSLibrary.isBuilt), arguments: Backend.underTest)
     func duringHandshake(_ backend: Backend) throws {
         let listener = try Self.listener(backlog: 16)
         defer { close(listener.fd) }

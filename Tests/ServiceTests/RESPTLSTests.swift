@@ -35,7 +35,7 @@ private func tlsOptions(trust: String? = nil) throws -> RedisClientOptions {
 
 @Suite("RESP client over TLS against redis-server --tls-port and kv --tls-port", .enabled(if: TLSLibrary.isBuilt))
 struct RESPTLSTests {
-    @Test("every reply type over a verified connection", arguments: Backend.built, ["redis-server", "kv"])
+    @Test("every reply type over a verified connection", arguments: Backend.underTest, ["redis-server", "kv"])
     func basicCommands(backend: Backend, server: String) throws {
         let tls = try TLSRESPServer(server, backend: backend)
         defer { tls.stop() }
@@ -58,7 +58,7 @@ struct RESPTLSTests {
         #expect(connects == 1)
     }
 
-    @Test("10,000 pipelined commands over TLS are all answered, in order", arguments: Backend.built, ["redis-server", "kv"])
+    @Test("10,000 pipelined commands over TLS are all answered, in order", arguments: Backend.underTest, ["redis-server", "kv"])
     func pipelined(backend: Backend, server: String) throws {
         let tls = try TLSRESPServer(server, backend: backend)
         defer { tls.stop() }
@@ -89,7 +89,7 @@ struct RESPTLSTests {
     }
 
     @Test("a server signed by another CA: the connection is not made, and commands fail with OpenSSL's reason",
-          arguments: Backend.built, ["redis-server", "kv"])
+          arguments: Backend.underTest, ["redis-server", "kv"])
     func wrongCA(backend: Backend, server: String) throws {
         let tls = try TLSRESPServer(server, backend: backend)
         defer { tls.stop() }

@@ -130,7 +130,7 @@ final class TLSRedisServer {
 
 @Suite("the library's TLS client against openssl s_server and redis-server", .enabled(if: TLSLibrary.isBuilt))
 struct TLSClientTests {
-    @Test("GET / from openssl s_server -www over a verified connection", arguments: Backend.built)
+    @Test("GET / from openssl s_server -www over a verified connection", arguments: Backend.underTest)
     func sServerPage(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let server = try OpenSSLServer(certificate: certificates.server, ["-www"])
@@ -148,7 +148,7 @@ struct TLSClientTests {
     }
 
     @Test("verification fails with OpenSSL's reason for a certificate no CA vouches for, an expired one and a wrong name",
-          arguments: Backend.built, ["selfSigned", "expired", "wrongName"])
+          arguments: Backend.underTest, ["selfSigned", "expired", "wrongName"])
     func sServerRefused(backend: Backend, which: String) throws {
         let certificates = try TestCertificates.shared()
         let (files, reason) = switch which {
@@ -165,7 +165,7 @@ struct TLSClientTests {
         #expect(ending.hasPrefix("failed: tls handshake(") && ending.hasSuffix("certificate verify failed (\(reason))"), "\(ending)")
     }
 
-    @Test("PING and SET/GET over TLS to redis-server --tls-port, verified by name and by IP address", arguments: Backend.built)
+    @Test("PING and SET/GET over TLS to redis-server --tls-port, verified by name and by IP address", arguments: Backend.underTest)
     func redisServer(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let redis = try TLSRedisServer(certificate: certificates.server, ca: certificates.caCertificate)
@@ -180,7 +180,7 @@ struct TLSClientTests {
         }
     }
 
-    @Test("redis-server's certificate is refused without its CA and for another name", arguments: Backend.built)
+    @Test("redis-server's certificate is refused without its CA and for another name", arguments: Backend.underTest)
     func redisServerRefused(backend: Backend) throws {
         let certificates = try TestCertificates.shared()
         let redis = try TLSRedisServer(certificate: certificates.server, ca: certificates.caCertificate)

@@ -125,8 +125,21 @@ public func connectToLoopback(port: UInt16, from source: String? = nil, receiveB
 /// `count` random bytes: payloads whose every byte value must survive the
 /// trip (no line or text assumptions).
 public func randomBytes(_ count: Int) -> [UInt8] {
+    // Eight bytes per draw, filled in place: a draw per byte through the
+    // system generator is a getrandom call per byte (10 MiB took minutes
+    // under AddressSanitizer).
     var generator = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    var bytes = [UInt8](repeating: 0, count: count)
+    bytes.withUnsafeMutableBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            var word = generator.next()
+            let take = min(8, buffer.count - offset)
+            withUnsafeBytes(of: &word) { buffer.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: take) }
+            offset += take
+        }
+    }
+    return bytes
 }
 
 /// Writes `bytes` to a new file in the temporary directory and returns it,

@@ -1,7 +1,7 @@
 // Helpers every test target shares: threads, values handed between threads,
 // clocks, waits with deadlines, the descriptor limit. No `import Testing`
 // here: this is a plain library target, built by `swift build` too.
-import Synchronization
+import ReactorSync
 
 #if canImport(Glibc)
 import Glibc
@@ -44,8 +44,8 @@ public final class TestThread: Sendable {
 
 /// A value handed between threads under a lock.
 public final class Shared<Value: Sendable>: Sendable {
-    private let state: Mutex<Value>
-    public init(_ value: Value) { state = Mutex(value) }
+    private let state: ReactorMutex<Value>
+    public init(_ value: Value) { state = ReactorMutex(value) }
     public var value: Value { state.withLock { $0 } }
     public func update<R: Sendable>(_ body: (inout Value) -> R) -> R { state.withLock { body(&$0) } }
 }

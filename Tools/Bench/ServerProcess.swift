@@ -1,5 +1,6 @@
 import Foundation
 import Reactor
+import ReactorTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -16,9 +17,10 @@ struct BenchError: Error, CustomStringConvertible {
 /// listeners), its CPU time and peak memory read from `/proc`.
 final class ServerProcess {
     let name: String
-    let process = Process()
+    let process: SpawnedProcess
     private(set) var port: UInt16 = 0
-    private let output = Pipe()
+    /// The read end of the server's standard output.
+    private let output: Int32
     private let errors: URL
 
     /// Starts `executable arguments` on `cpu`, with `environment` added.
@@ -29,14 +31,22 @@ final class ServerProcess {
          announces: Bool = true, port fixedPort: UInt16? = nil, listenerMarker: String? = nil) throws {
         self.name = name
         errors = FileManager.default.temporaryDirectory.appendingPathComponent("reactor-bench-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err")
-        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        let errorFile = open(errors.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard errorFile >= 0 else { throw BenchError("\(name): cannot create \(errors.path): \(String(cString: strerror(errno)))") }
+        defer { close(errorFile) }
+        let pipe = try makePipe()
+        // Ours is closed once the child has it: a read then sees end of file when the server exits.
+        defer { close(pipe.write) }
+        output = pipe.read
         // taskset execs the server: the child's pid is the server's own, so /proc/PID is its CPU and memory.
-        process.arguments = ["-c", "\(cpu)", executable] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: errors)
-        try process.run()
+        do {
+            process = try SpawnedProcess(executable: "/usr/bin/taskset", arguments: ["-c", "\(cpu)", executable] + arguments,
+                                         environment: environment, standardOutput: pipe.write, standardError: errorFile)
+        } catch {
+            close(pipe.read)
+            try? FileManager.default.removeItem(at: errors)
+            throw error
+        }
         if let fixedPort {
             port = fixedPort
             try waitUntilAccepting(port: fixedPort)
@@ -127,22 +137,25 @@ final class ServerProcess {
     }
 
     func standardError() -> String {
-        (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+        String(decoding: readFile(errors.path), as: UTF8.self)
     }
 
     /// SIGTERM, then SIGKILL if it lingers.
     func stop() {
         if process.isRunning {
             process.terminate()
-            let deadline = ContinuousClock.now + .seconds(5)
-            while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
-            if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
+            if process.waitForExit(timeout: .seconds(5)) == nil {
+                process.send(SIGKILL)
+                process.waitUntilExit()
+            }
         }
         try? FileManager.default.removeItem(at: errors)
     }
 
+    deinit { close(output) }
+
     private func readLine(until deadline: ContinuousClock.Instant) throws -> String {
-        let fd = output.fileHandleForReading.fileDescriptor
+        let fd = output
         var line: [UInt8] = []
         while true {
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -194,42 +207,10 @@ func blockingConnect(port: UInt16, source: UInt32? = nil) throws -> Int32 {
 
 /// Runs a command to completion (pinned with taskset when `cpu` is given) and returns its standard output.
 func runTool(_ executable: String, _ arguments: [String], cpu: Int?, timeout: Duration) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: cpu == nil ? executable : "/usr/bin/taskset")
-    process.arguments = cpu.map { ["-c", "\($0)", executable] + arguments } ?? arguments
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    // Read while it runs: a full pipe would stall the tool.
-    let collected = Shared()
-    let reader = Thread { collected.data = output.fileHandleForReading.readDataToEndOfFile() }
-    reader.start()
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
-    if process.isRunning {
-        process.terminate()
-        throw BenchError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+    let result = try runTool(URL(fileURLWithPath: cpu == nil ? executable : "/usr/bin/taskset"),
+                             cpu.map { ["-c", "\($0)", executable] + arguments } ?? arguments, timeout: timeout)
+    guard result.status == 0 else {
+        throw BenchError("\(executable) exited with \(result.status): \(result.errorOutput.prefix(500))")
     }
-    while !collected.done { usleep(1000) }
-    let text = String(decoding: collected.data ?? Data(), as: UTF8.self)
-    guard process.terminationStatus == 0 else {
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        throw BenchError("\(executable) exited with \(process.terminationStatus): \(stderr.prefix(500))")
-    }
-    return text
-}
-
-/// Output collected by a reader thread.
-private final class Shared: @unchecked Sendable {
-    // Written once by the reader thread, read after `done` turns true.
-    private let lock = NSLock()
-    private var storage: Data?
-    private var finished = false
-    var data: Data? {
-        get { lock.withLock { storage } }
-        set { lock.withLock { storage = newValue; finished = true } }
-    }
-    var done: Bool { lock.withLock { finished } }
+    return result.output
 }

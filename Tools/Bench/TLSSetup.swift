@@ -3,6 +3,7 @@
 // (removed when the run ends; no key is ever committed), nginx's generated
 // configuration, and whether our executables take `--tls-cert` yet.
 import Foundation
+import ReactorTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -130,19 +131,11 @@ func accepts(_ executable: String, option: String) -> Bool {
 /// the row's note: `TLSv1.3 TLS_AES_256_GCM_SHA384 X25519`. Nil if it fails.
 func negotiatedTLS(port: UInt16) -> String? {
     guard let openssl = try? tool("openssl") else { return nil }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: openssl)
-    process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"]
-    let errors = Pipe()
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = errors
-    guard (try? process.run()) != nil else { return nil }
-    let deadline = ContinuousClock.now + .seconds(10)
-    while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
-    if process.isRunning { process.terminate(); return nil }
-    // -brief writes a few lines; the pipe holds them all.
-    let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    guard let child = try? ChildProcess(executable: URL(fileURLWithPath: openssl),
+                                        arguments: ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"]) else { return nil }
+    guard child.waitForExit(timeout: .seconds(10)) != nil else { child.stop(); return nil }
+    // -brief writes a few lines to standard error; the pipe holds them all.
+    let text = child.readStandardError()
     func value(_ label: String) -> String? {
         text.split(separator: "\n").first { $0.hasPrefix(label) }?.dropFirst(label.count)
             .split(separator: ",").first?.trimmingCharacters(in: .whitespaces)

@@ -17,6 +17,7 @@ import CReactorSys
 import Foundation
 import ProtocolRESP
 import Reactor
+import ReactorTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -174,16 +175,16 @@ func allowedCPUs() -> String {
 
 /// redis-server on a free port, pinned to one CPU, saving nothing.
 final class RedisServer {
-    let process = Process()
+    let process: SpawnedProcess
     let port: UInt16
 
     init(cpu: Int, executable: String) throws {
         port = try freePort()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-        process.arguments = ["-c", "\(cpu)", executable, "--port", "\(port)", "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--logfile", "", "--loglevel", "warning", "--daemonize", "no"]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        // Standard error stays ours: redis-server's warnings show up in the run's output.
+        process = try SpawnedProcess(executable: "/usr/bin/taskset",
+                                     arguments: ["-c", "\(cpu)", executable, "--port", "\(port)", "--bind", "127.0.0.1", "--save", "",
+                                                 "--appendonly", "no", "--logfile", "", "--loglevel", "warning", "--daemonize", "no"],
+                                     standardError: STDERR_FILENO)
         // taskset execs the server: the child's pid is redis-server's own.
         let deadline = ContinuousClock.now + .seconds(10)
         while !canConnect(port) {

@@ -1,4 +1,5 @@
 import Reactor
+import ReactorSync
 import Synchronization
 
 #if canImport(Glibc)
@@ -62,7 +63,7 @@ public final class KVDatabase: @unchecked Sendable {
     // database that is not concurrent is used by one runtime's thread only
     // (the contract of `init(concurrent:)`).
     private let store: UnsafeMutablePointer<KVStore>
-    private let lock = Mutex<Void>(())
+    private let lock = ReactorMutex<Void>(())
     /// False when one runtime alone uses the database (no locking).
     let isConcurrent: Bool
     /// Deadlines' clock.

@@ -1,5 +1,5 @@
 import Reactor
-import Synchronization
+import ReactorSync
 
 /// Starts the `kv` service on a ``RuntimeGroup``: one runtime per thread,
 /// each with its own listener on the same port (`SO_REUSEPORT`: the kernel
@@ -22,7 +22,7 @@ public enum KVServer {
         let secure = try tls.map { tls throws(ReactorError) in
             ReusePortListeners(address: try SocketAddress(host: host, port: tls.port), tls: tls.options)
         }
-        let infoBox = Mutex<KVServerInfo?>(nil)
+        let infoBox = ReactorMutex<KVServerInfo?>(nil)
         let (group, ports) = try ReusePortListeners.started([plain] + (secure.map { [$0] } ?? [])) { () throws(ReactorError) in
             try RuntimeGroup<P, KVService>.start(threads: threads, name: "kv") { index, _ in
                 // Runs on the runtime's own thread, so the listeners never cross threads.

@@ -1,5 +1,5 @@
 import Reactor
-import Synchronization
+import ReactorSync
 
 /// Binds one listener per runtime of a ``RuntimeGroup`` on the same port: the
 /// first on the requested port (a free one for port 0), the rest with the
@@ -16,7 +16,7 @@ public final class ReusePortListeners: Sendable {
     private let address: SocketAddress
     /// What every listener's connections speak, when TLS (see ``SocketListener/tls``).
     public let tls: StreamTLSOptions?
-    private let state = Mutex(State())
+    private let state = ReactorMutex(State())
 
     /// Listeners for `address`, each runtime binding its own with
     /// `SO_REUSEPORT`; with `tls`, their connections speak TLS.

@@ -1,5 +1,6 @@
 import DequeModule
 import Dispatch
+import ReactorSync
 import Synchronization
 
 /// The `Sendable` handle on a runtime, for other threads: send commands to
@@ -23,7 +24,7 @@ public final class Controller<Command: Sendable>: Sendable {
         var queue = Deque<Message>()
     }
 
-    private let state = Mutex(State())
+    private let state = ReactorMutex(State())
     /// Lets the loop skip the lock on turns where nothing was sent.
     private let hasPending = Atomic<Bool>(false)
     /// Mirrors `phase != .running`, so the loop checks for a shutdown every

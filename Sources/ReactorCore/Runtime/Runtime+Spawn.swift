@@ -1,6 +1,6 @@
 import CReactorSys
 import Dispatch
-import Synchronization
+import ReactorSync
 
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +19,7 @@ extension Runtime {
         makePoller: @escaping @Sendable () throws(ReactorError) -> P = { () throws(ReactorError) in try P() },
         makeService: @escaping @Sendable () throws(ReactorError) -> S
     ) throws(ReactorError) -> Controller<S.Command> {
-        let handoff = Mutex<Result<Controller<S.Command>, ReactorError>?>(nil)
+        let handoff = ReactorMutex<Result<Controller<S.Command>, ReactorError>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         try startDetachedThread(name: name) {
             let runtime: Runtime

@@ -1,5 +1,5 @@
 import CReactorSys
-import Synchronization
+import ReactorSync
 
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +21,7 @@ import Glibc
 /// group.join()
 /// ```
 public final class RuntimeGroup<P: Poller, S: Service>: Sendable {
-    private let controllers = Mutex<[Controller<S.Command>]>([])
+    private let controllers = ReactorMutex<[Controller<S.Command>]>([])
     /// How many runtimes the group runs.
     public let threadCount: Int
 

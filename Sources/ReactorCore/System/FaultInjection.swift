@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ReactorSync
 import Synchronization
 
 /// Faults to inject into a runtime's system calls and io_uring completions,
@@ -278,7 +279,7 @@ public final class FaultInjector {
     // MARK: The process's totals
 
     /// Faults injected by every injector of the process, by kind.
-    static let totals = Mutex([Int](repeating: 0, count: FaultInjection.Kinds.names.count))
+    static let totals = ReactorMutex([Int](repeating: 0, count: FaultInjection.Kinds.names.count))
 
     /// Faults injected in this process so far, by kind name.
     public static var processCounts: [String: Int] {
@@ -343,6 +344,6 @@ extension Context {
 #if !DEBUG
 extension FaultInjection {
     /// One warning per process that a release build injects nothing.
-    static let warnedInRelease = Mutex(false)
+    static let warnedInRelease = ReactorMutex(false)
 }
 #endif

@@ -1,6 +1,6 @@
 #if canImport(CReactorTLS)
 import CReactorTLS
-import Synchronization
+import ReactorSync
 
 /// A client's sessions for resumption, by key (usually the server's name):
 /// the newest session each server gave, up to a capacity, shared by every
@@ -26,7 +26,7 @@ final class SessionCache: Sendable {
 
     /// The most sessions kept; the least recently stored goes first.
     let capacity: Int
-    private let entries = Mutex(Entries())
+    private let entries = ReactorMutex(Entries())
 
     init(capacity: Int) {
         self.capacity = max(1, capacity)
