@@ -283,7 +283,7 @@ public final class UringPoller: Poller {
         let rc: Int32
         #if DEBUG
         // Completions injected during the submissions are ready now: the wait must not block for others.
-        let timeout = completions.isEmpty ? timeout : .zero
+        if !completions.isEmpty { timeout = .zero }
         #endif
         if timeout == .zero {
             // Entering the kernel also runs the completions' pending task work.
