@@ -9,4 +9,10 @@ bash Benchmarks/build.sh   # the C reference the reactor-bench test compares wit
 # The release echo must run a specialised loop on every backend (a refactor
 # once lost it silently: ~6% more instructions per round trip).
 bash scripts/check-specialization.sh
+# AddressSanitizer (with LeakSanitizer) over the conformance and network
+# suites on epoll and io_uring: the slice of scripts/sanitize.sh that CI can
+# afford (the whole suite on every backend, and the thread and undefined
+# sanitizers, take far longer; run them with scripts/sanitize.sh). Before the
+# full run, so that this script still ends with the whole suite's summary.
+bash scripts/sanitize.sh address 'ConformanceTests|NetworkTests' epoll,uring
 swift test --skip-build --disable-xctest
