@@ -38,7 +38,7 @@ build() {
 targets() { { "$binary" 2>&1 || true; } | sed -n 's/^  \([a-z0-9-]*\): .*/\1/p'; }  # its usage lists them
 
 run() {
-    local name=$1 log=$scratch/logs/$1.log
+    local name=$1 log=$scratch/logs/$1.$configuration.log
     mkdir -p "$scratch/corpus/$name" "$artifacts" "$scratch/logs"
     local status=0
     # The Swift runtime's backtracer would race libFuzzer's own crash report.
@@ -48,22 +48,22 @@ run() {
         -artifact_prefix="$artifacts/$name-" -print_final_stats=1 >"$log" 2>&1 || status=$?
     local runs cov ft corpus speed result
     # A run that failed on a seed prints no statistics: each may be missing.
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
-    speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1 || true)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
-    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
-    corpus=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+    runs=$(grep -a '^stat::number_of_executed_units:' "$log" | tail -1 | tr -dc 0-9 || true)
+    speed=$(grep -a '^stat::average_exec_per_sec:' "$log" | tail -1 | tr -dc 0-9 || true)
+    cov=$(grep -ao 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+    ft=$(grep -ao 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+    corpus=$(grep -ao 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     if [ "$status" -eq 0 ]; then
         result=ok
     else
-        result="FAILED ($(grep -m1 -o 'ERROR: [A-Za-z]*: [a-z -]*\|check failed' "$log" || echo "exit $status"))"
+        result="FAILED ($(grep -a -m1 -o 'ERROR: [A-Za-z]*: [a-z -]*\|check failed' "$log" || echo "exit $status"))"
         failed+=("$name")
     fi
     printf '%-16s %12s executions %8s/s   cov %5s   ft %6s   corpus %5s   %s\n' \
         "$name" "${runs:-?}" "${speed:-?}" "${cov:-?}" "${ft:-?}" "${corpus:-?}" "$result"
     if [ "$status" -ne 0 ]; then
-        grep -m3 'check failed\|ERROR:\|SUMMARY' "$log" | sed 's/^/    /' | cut -c1-300 || true
-        grep -o "Test unit written to .*" "$log" | sed "s|Test unit written to |    replay: $binary $name |" || true
+        grep -a -m3 'check failed\|ERROR:\|SUMMARY' "$log" | sed 's/^/    /' | cut -c1-300 || true
+        grep -ao "Test unit written to .*" "$log" | sed "s|Test unit written to |    replay: $binary $name |" || true
         echo "    log: $log"
     fi
 }
