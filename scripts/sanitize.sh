@@ -9,8 +9,8 @@
 #   bash scripts/sanitize.sh address 'ConformanceTests' epoll,uring
 #
 # FILTER is swift test's --filter (a regular expression over suite and test
-# names); BACKENDS sets REACTOR_TEST_BACKENDS (comma-separated; the variable
-# itself works too). Each sanitizer builds in its own scratch directory
+# names), SANITIZE_SKIP (in the environment) its --skip; BACKENDS sets
+# REACTOR_TEST_BACKENDS (comma-separated; the variable itself works too). Each sanitizer builds in its own scratch directory
 # (.build-asan, .build-tsan, .build-ubsan), so the usual .build stays as it is.
 #
 # Every process of the run (the test runner, and the example executables the
@@ -77,7 +77,8 @@ swift build --build-tests --scratch-path "$scratch" "${flags[@]}"
 echo "sanitize.sh: running the suite under the $kind sanitizer (backends: ${REACTOR_TEST_BACKENDS:-every one built})" >&2
 log=$scratch/test.log
 set +e
-swift test --skip-build --disable-xctest --scratch-path "$scratch" "${flags[@]}" ${filter:+--filter "$filter"} 2>&1 | tee "$log"
+swift test --skip-build --disable-xctest --scratch-path "$scratch" "${flags[@]}" ${filter:+--filter "$filter"} \
+    ${SANITIZE_SKIP:+--skip "$SANITIZE_SKIP"} 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 
