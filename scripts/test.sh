@@ -12,7 +12,9 @@ bash scripts/check-specialization.sh
 # AddressSanitizer (with LeakSanitizer) over the conformance and network
 # suites on epoll and io_uring: the slice of scripts/sanitize.sh that CI can
 # afford (the whole suite on every backend, and the thread and undefined
-# sanitizers, take far longer; run them with scripts/sanitize.sh). Before the
-# full run, so that this script still ends with the whole suite's summary.
-bash scripts/sanitize.sh address 'ConformanceTests|NetworkTests' epoll,uring
+# sanitizers, take far longer; run them with scripts/sanitize.sh). Without the
+# 1,000 × 1 MiB integrity runs: under ASan on two cores they outlast their
+# deadlines (TLS handshakes time out), which says nothing about memory. Before
+# the full run, so that this script still ends with the whole suite's summary.
+bash scripts/sanitize.sh address 'ConformanceTests|NetworkTests' epoll,uring 'StreamIntegrityTests|TLSIntegrityTests'
 swift test --skip-build --disable-xctest
