@@ -2,15 +2,15 @@
 # Builds the package with a sanitizer and runs the test suite under it, on
 # every backend the tests are parameterised over:
 #
-#   bash scripts/sanitize.sh address|thread|undefined [FILTER] [BACKENDS]
+#   bash scripts/sanitize.sh address|thread|undefined [FILTER] [BACKENDS] [SKIP]
 #
 #   bash scripts/sanitize.sh address                          # the whole suite, every backend
 #   bash scripts/sanitize.sh thread 'ConformanceTests|NetworkTests'
 #   bash scripts/sanitize.sh address 'ConformanceTests' epoll,uring
 #
-# FILTER is swift test's --filter (a regular expression over suite and test
-# names), SANITIZE_SKIP (in the environment) its --skip; BACKENDS sets
-# REACTOR_TEST_BACKENDS (comma-separated; the variable itself works too). Each sanitizer builds in its own scratch directory
+# FILTER and SKIP are swift test's --filter and --skip (regular expressions
+# over suite and test names; '' for none); BACKENDS sets REACTOR_TEST_BACKENDS
+# (comma-separated; the variable itself works too). Each sanitizer builds in its own scratch directory
 # (.build-asan, .build-tsan, .build-ubsan), so the usual .build stays as it is.
 #
 # Every process of the run (the test runner, and the example executables the
@@ -21,11 +21,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: bash scripts/sanitize.sh address|thread|undefined [FILTER] [BACKENDS]" >&2; exit 64; }
-[ $# -ge 1 ] && [ $# -le 3 ] || usage
+usage() { echo "usage: bash scripts/sanitize.sh address|thread|undefined [FILTER] [BACKENDS] [SKIP]" >&2; exit 64; }
+[ $# -ge 1 ] && [ $# -le 4 ] || usage
 kind=$1
 filter=${2:-}
 [ -n "${3:-}" ] && export REACTOR_TEST_BACKENDS=$3
+skip=${4:-}
 
 case $kind in
 address)
@@ -77,8 +78,7 @@ swift build --build-tests --scratch-path "$scratch" "${flags[@]}"
 echo "sanitize.sh: running the suite under the $kind sanitizer (backends: ${REACTOR_TEST_BACKENDS:-every one built})" >&2
 log=$scratch/test.log
 set +e
-swift test --skip-build --disable-xctest --scratch-path "$scratch" "${flags[@]}" ${filter:+--filter "$filter"} \
-    ${SANITIZE_SKIP:+--skip "$SANITIZE_SKIP"} 2>&1 | tee "$log"
+swift test --skip-build --disable-xctest --scratch-path "$scratch" "${flags[@]}" ${filter:+--filter "$filter"} ${skip:+--skip "$skip"} 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 

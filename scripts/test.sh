@@ -15,10 +15,11 @@ FUZZ_CONFIGURATION=debug bash scripts/fuzz.sh all 20
 # AddressSanitizer (with LeakSanitizer) over the conformance and network
 # suites on epoll and io_uring: the slice of scripts/sanitize.sh that CI can
 # afford (the whole suite on every backend, and the thread and undefined
-# sanitizers, take far longer; run them with scripts/sanitize.sh). The
-# 1,000 × 1 MiB integrity loads are left to the full run below: under ASan
-# each takes minutes on two cores.
-SANITIZE_SKIP='StreamIntegrityTests' bash scripts/sanitize.sh address 'ConformanceTests|NetworkTests' epoll,uring
+# sanitizers, take far longer; run them with scripts/sanitize.sh). Without the
+# 1,000 × 1 MiB integrity runs: under ASan on two cores they outlast their
+# deadlines (TLS handshakes time out), which says nothing about memory; the
+# full run below has them.
+bash scripts/sanitize.sh address 'ConformanceTests|NetworkTests' epoll,uring 'StreamIntegrityTests|TLSIntegrityTests'
 # The conformance suite once more, on every backend, with faults injected
 # into every runtime: EINTR, EAGAIN, 1-byte transfers, ENOBUFS, and on
 # io_uring -ENOBUFS, short sends, multishot receives ended early and requests

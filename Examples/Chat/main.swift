@@ -31,6 +31,7 @@ struct Chat: ParsableCommand {
     }
 
     mutating func run() throws {
+        TerminationSignals.block()
         let configuration = ChatConfiguration(maximumLineLength: maxLineBytes, highWatermark: highWatermark,
                                               lowWatermark: highWatermark / 4)
         try backendOptions.run(program: "chat", Serve(host: host, port: port, configuration: configuration))
@@ -49,6 +50,11 @@ struct Serve: PollerVisitor {
         listener.connectionOptions = configuration.connectionOptions
         try runtime.context.register(listener)
         announceListening("chat", on: "\(listener.localAddress)", backend: P.name)
+        // SIGTERM and SIGINT stop the loop gracefully, so the process exits
+        // through main (and LeakSanitizer's check at exit runs, in a sanitizer build).
+        let controller = runtime.controller
+        try TerminationSignals.onSignal(program: "chat") { controller.shutdown() }
         try runtime.run()
+        printError("chat: stopped")
     }
 }

@@ -19,6 +19,7 @@ struct Echo: ParsableCommand {
     var host = "127.0.0.1"
 
     mutating func run() throws {
+        TerminationSignals.block()
         try backendOptions.run(program: "echo", Serve(host: host, port: port))
     }
 }
@@ -36,6 +37,11 @@ struct Serve: PollerVisitor {
         listener.connectionHandler = { _ in echo }
         try runtime.context.register(listener)
         announceListening("echo", on: "\(listener.localAddress)", backend: P.name)
+        // SIGTERM and SIGINT stop the loop gracefully, so the process exits
+        // through main (and LeakSanitizer's check at exit runs, in a sanitizer build).
+        let controller = runtime.controller
+        try TerminationSignals.onSignal(program: "echo") { controller.shutdown() }
         try runtime.run()
+        printError("echo: stopped")
     }
 }

@@ -60,6 +60,7 @@ struct Proxy: ParsableCommand {
     }
 
     mutating func run() throws {
+        TerminationSignals.block()
         // Certificates and CAs are read now: a bad file fails here, with OpenSSL's reason, before anything listens.
         let listenerTLS = try tlsOptions.serverTLS(program: "proxy")
         let upstream = self.upstream.flatMap(HostAndPort.init).map { (host: $0.host, port: $0.port) }
@@ -117,6 +118,11 @@ struct Serve: PollerVisitor {
         if echoListener != nil { notes.append("an echo in the same runtime") }
         if listenerTLS != nil { notes.append("tls") }
         announceListening("proxy", on: "\(listener.localAddress)", backend: P.name, note: notes.joined(separator: ", "))
+        // SIGTERM and SIGINT stop the loop gracefully, so the process exits
+        // through main (and LeakSanitizer's check at exit runs, in a sanitizer build).
+        let controller = runtime.controller
+        try TerminationSignals.onSignal(program: "proxy") { controller.shutdown() }
         try runtime.run()
+        printError("proxy: stopped")
     }
 }
