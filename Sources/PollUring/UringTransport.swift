@@ -34,7 +34,7 @@ import Glibc
 /// depends on how far it grew). So once the runtime has been quiet for a
 /// while (``RuntimeOptions/releaseMemoryAfterQuiet``) the ring shrinks back
 /// to its initial 256 buffers and the pages of the others go back to the
-/// kernel (``shrink(on:reap:)``). Buffers a stream still holds then are
+/// kernel (``shrink(on:)``). Buffers a stream still holds then are
 /// retired when it releases them.
 struct UringBufferRing {
     /// Ring entries, and the most buffers ever provided.
