@@ -6,6 +6,8 @@
 #   bash scripts/fuzz.sh resp-reply 600   one target, ten minutes
 #   bash scripts/fuzz.sh list             the targets
 #   FUZZ_CONFIGURATION=debug, FUZZ_NICE=10  a debug build; a lower priority
+#   FUZZ_RUNS=10000000 bash scripts/fuzz.sh all 1800
+#                                         each target until 10 million inputs or 30 minutes
 #
 # Builds `reactor-fuzz` in .build-fuzz (its own scratch path: every module is
 # instrumented there), then runs each target from its committed seeds
@@ -44,7 +46,7 @@ run() {
     # The Swift runtime's backtracer would race libFuzzer's own crash report.
     SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 nice -n "${FUZZ_NICE:-0}" \
         "$binary" "$name" "$scratch/corpus/$name" "Fuzz/Corpus/$name" \
-        -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+        -max_total_time="$seconds" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$artifacts/$name-" -print_final_stats=1 >"$log" 2>&1 || status=$?
     local runs cov ft corpus speed result
     # A run that failed on a seed prints no statistics: each may be missing.
@@ -84,4 +86,4 @@ if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: FAILED: ${failed[*]}"
     exit 1
 fi
-echo "fuzz: every target ran ${seconds} s without a crash, failed check, leak or timeout"
+echo "fuzz: every target ran ${FUZZ_RUNS:+up to $FUZZ_RUNS inputs or }${seconds} s without a crash, failed check, leak or timeout"

@@ -23,6 +23,7 @@
 // run on the load CPU.
 import Foundation
 import Reactor
+import ReactorTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -421,7 +422,7 @@ private final class EchoBack: ResourceHandler {
 /// AAAA) from a hosts file of its own, NXDOMAIN for other `.test` names, as
 /// the name resolution tests start it; pinned with taskset.
 ///
-/// Started with posix_spawn, not Foundation's Process (ServerProcess): Process
+/// Started as a ``SpawnedProcess``, not Foundation's Process (ServerProcess): Process
 /// learns that a child ended when a socket the child inherited closes, and
 /// then waits for it with a blocking waitpid on the one thread that watches
 /// every child. dnsmasq closes every descriptor it inherits as it starts, so
@@ -429,7 +430,7 @@ private final class EchoBack: ResourceHandler {
 /// child (taskset, wrk, a server) would be seen to end meanwhile.
 private final class TestNameServer {
     let port: UInt16
-    private let pid: pid_t
+    private let process: SpawnedProcess
     private let directory: URL
 
     init(dnsmasq: String, cpu: Int) throws {
@@ -438,7 +439,7 @@ private final class TestNameServer {
         let hosts = directory.appendingPathComponent("hosts")
         do {
             try "127.0.0.1 a-only.test\n::1 both.test\n127.0.0.1 both.test\n".write(to: hosts, atomically: true, encoding: .utf8)
-            (port, pid) = try Self.start(dnsmasq, hosts: hosts, directory: directory, cpu: cpu)
+            (port, process) = try Self.start(dnsmasq, hosts: hosts, directory: directory, cpu: cpu)
         } catch {
             try? FileManager.default.removeItem(at: directory)
             throw error
@@ -447,75 +448,46 @@ private final class TestNameServer {
 
     /// dnsmasq binds its port for UDP and TCP and exits (status 2) if either
     /// is taken; freePort only knows TCP was free, so a few tries.
-    private static func start(_ dnsmasq: String, hosts: URL, directory: URL, cpu: Int) throws -> (UInt16, pid_t) {
+    private static func start(_ dnsmasq: String, hosts: URL, directory: URL, cpu: Int) throws -> (UInt16, SpawnedProcess) {
         let log = directory.appendingPathComponent("stderr").path
         for _ in 0..<5 {
             let port = try freePort()
-            let pid = try spawn(["/usr/bin/taskset", "-c", "\(cpu)", dnsmasq,
-                                 "-d", "-p", "\(port)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                                 "--addn-hosts=\(hosts.path)", "--local=/test/", "--pid-file=\(directory.appendingPathComponent("pid").path)",
-                                 "--user=root"], standardError: log)
+            let standardError = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard standardError >= 0 else { throw BenchError("cannot create \(log): \(String(cString: strerror(errno)))") }
+            defer { close(standardError) }
+            let process = try SpawnedProcess(
+                executable: "/usr/bin/taskset",
+                arguments: ["-c", "\(cpu)", dnsmasq,
+                            "-d", "-p", "\(port)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                            "--addn-hosts=\(hosts.path)", "--local=/test/", "--pid-file=\(directory.appendingPathComponent("pid").path)",
+                            "--user=root"],
+                standardError: standardError)
             // Up once its TCP socket accepts (a probe bind of our own could make dnsmasq's fail).
             let deadline = ContinuousClock.now + .seconds(20)
-            var status: Int32 = 0
-            while ContinuousClock.now < deadline {
-                if waitpid(pid, &status, WNOHANG) == pid { break }
-                if let fd = try? blockingConnect(port: port) { close(fd); return (port, pid) }
+            while ContinuousClock.now < deadline && process.isRunning {
+                if let fd = try? blockingConnect(port: port) { close(fd); return (port, process) }
                 usleep(20_000)
             }
-            if waitpid(pid, &status, WNOHANG) == 0 {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
+            if process.isRunning {
+                process.send(SIGKILL)
+                process.waitUntilExit()
                 throw BenchError("dnsmasq did not answer on port \(port) within 20 s")
             }
-            let exited = status & 0x7F == 0 ? (status >> 8) & 0xFF : -1
-            guard exited == 2 else {  // 2: the port was taken; anything else is a reason to stop trying
+            // 2: the port was taken; anything else is a reason to stop trying.
+            guard process.terminationReason == .exit && process.terminationStatus == 2 else {
                 let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                throw BenchError("dnsmasq exited (status \(status)): \(said.prefix(500))")
+                throw BenchError("dnsmasq exited (status \(process.terminationStatus)): \(said.prefix(500))")
             }
         }
         throw BenchError("dnsmasq found no free port in 5 tries")
     }
 
-    /// posix_spawn `arguments` with stdout to /dev/null, stderr to `standardError`,
-    /// and the signal mask and dispositions a shell would give it.
-    private static func spawn(_ arguments: [String], standardError: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
-        guard result == 0 else { throw BenchError("posix_spawn \(arguments[0]): \(String(cString: strerror(result)))") }
-        return pid
-    }
-
     /// SIGTERM, then SIGKILL if it lingers; reaped either way.
     func stop() {
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        let deadline = ContinuousClock.now + .seconds(5)
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            guard ContinuousClock.now < deadline else {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                break
-            }
-            usleep(10_000)
+        process.terminate()
+        if process.waitForExit(timeout: .seconds(5)) == nil {
+            process.send(SIGKILL)
+            process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: directory)
     }
