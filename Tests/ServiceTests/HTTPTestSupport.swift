@@ -34,11 +34,11 @@ final class HTTPTestServer {
 
     var url: String { "http://127.0.0.1:\(port)" }
 
-    /// SIGTERM; true when the server exited by itself with status 0.
+    /// SIGTERM; nil when the server exited by itself with status 0, else
+    /// how it ended, with the end of what it wrote to standard error.
     @discardableResult
-    func stop() -> Bool {
-        guard child.stop() else { return false }
-        return child.process.terminationReason == .exit && child.process.terminationStatus == 0
+    func stop() -> String? {
+        child.stopFailure("http")
     }
 }
 

@@ -96,7 +96,7 @@ struct KVCliTests {
             position += expected.count
         }
         #expect(lines.count == position, "unexpected extra output: \(lines.dropFirst(position))")
-        #expect(server.stop(), "kv did not exit cleanly on SIGTERM")
+        #expect(server.stop() == nil, "kv did not exit cleanly on SIGTERM")
     }
 
     @Test("commands as redis-cli arguments", arguments: Backend.underTest)

@@ -65,7 +65,7 @@ struct KVLimitsTests {
         let other = try KVClient(port: server.port)
         #expect(try other.call("STRLEN", "big") == ":100000\r\n")
         #expect(try other.call("GET", "big").utf8.count == "$100000\r\n".utf8.count + 100_000 + 2)
-        #expect(server.stop(), "kv did not exit cleanly on SIGTERM: \(server.child.readStandardError())")
+        #expect(server.stop() == nil, "kv did not exit cleanly on SIGTERM")
     }
 
     @Test("a single reply larger than the output-buffer limit disconnects the client that asked for it", arguments: Backend.underTest)

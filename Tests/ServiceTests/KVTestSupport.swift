@@ -35,11 +35,11 @@ final class KVTestServer {
             ? try child.readListeningPort("kv", suffix: " (backend \(backend.rawValue), \(threads) threads, tls)").port : nil
     }
 
-    /// SIGTERM; true when the server exited by itself with status 0.
+    /// SIGTERM; nil when the server exited by itself with status 0, else
+    /// how it ended, with the end of what it wrote to standard error.
     @discardableResult
-    func stop() -> Bool {
-        guard child.stop(timeout: .seconds(10)) else { return false }
-        return child.process.terminationReason == .exit && child.process.terminationStatus == 0
+    func stop() -> String? {
+        child.stopFailure("kv")
     }
 }
 
@@ -77,7 +77,7 @@ final class KVRedisServer {
         throw lastError
     }
 
-    func stop() { child.stop(timeout: .seconds(10)) }
+    func stop() { child.stop() }
 }
 
 /// A port nobody listened on a moment ago.

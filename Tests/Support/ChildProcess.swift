@@ -200,6 +200,24 @@ public final class ChildProcess {
         }
         return true
     }
+
+    /// ``stop(timeout:)``, then nil if the child exited by itself with
+    /// status 0; otherwise how it ended (still running after SIGTERM, a
+    /// status, a signal) and the last 2,000 characters of its standard error.
+    public func stopFailure(_ name: String, timeout: Duration = .seconds(30)) -> String? {
+        let exitedBySIGTERM = stop(timeout: timeout)
+        let how: String
+        if !exitedBySIGTERM {
+            how = "\(name) was still running \(timeout) after SIGTERM (killed)"
+        } else if process.terminationReason == .uncaughtSignal {
+            how = "\(name) was ended by signal \(process.terminationStatus)"
+        } else if process.terminationStatus != 0 {
+            how = "\(name) exited with status \(process.terminationStatus)"
+        } else {
+            return nil
+        }
+        return how + "; its standard error ends: " + String(readStandardError().suffix(2000))
+    }
 }
 
 /// The bytes of the file at `path` from `offset` to its end; empty if it
