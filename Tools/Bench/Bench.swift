@@ -1,6 +1,7 @@
 import Foundation
 import PollEpoll
 import Reactor
+import ReactorTestSupport
 
 /// A server the bench can start: its name in the table and its command line.
 struct ServerSpec {
@@ -291,9 +292,16 @@ struct Bench {
     /// per HTTP request, counted by `malloc_count.so` preloaded into each
     /// server, over a window after warm-up. Written into the echo and http
     /// rows when those ran, as rows of their own otherwise.
+    /// Why no allocation is counted in a sanitizer's build: its servers are built the same way.
+    static let sanitizedAllocator = "built with a sanitizer, whose allocator malloc_count.so cannot stand in front of"
+
     mutating func allocations() {
         guard let counter = plan.peer("\(plan.cBin)/malloc_count.so") else {
             skip("allocations", "no malloc_count.so (bash Benchmarks/build.sh)")
+            return
+        }
+        guard SanitizerBuild.measuresMemory else {
+            skip("allocations", Self.sanitizedAllocator)
             return
         }
         let preload = ["LD_PRELOAD": counter]

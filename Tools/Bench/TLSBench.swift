@@ -5,6 +5,7 @@
 // allocations per HTTPS request. Peers: SwiftNIO + NIOSSL (`nio-ssl`),
 // nginx, redis-server's TLS port.
 import Foundation
+import ReactorTestSupport
 
 extension Bench {
     mutating func tls() {
@@ -99,6 +100,10 @@ extension Bench {
     mutating func httpsAllocations(_ servers: [ServerSpec]) {
         guard let counter = plan.peer("\(plan.cBin)/malloc_count.so") else {
             skip("allocations per https request", "no malloc_count.so (bash Benchmarks/build.sh)")
+            return
+        }
+        guard SanitizerBuild.measuresMemory else {
+            skip("allocations per https request", Self.sanitizedAllocator)
             return
         }
         for spec in servers {

@@ -1,6 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if DEBUG
+import Synchronization
+#endif
 
 /// The thread an object of the loop is confined to, checked in debug builds.
 ///
@@ -22,7 +25,14 @@ public struct LoopThread {
     // Debug builds only: in release the struct is empty, so the objects
     // holding one keep their layout (and their cache lines) unchanged.
     #if DEBUG
-    @usableFromInline var owner: pthread_t?
+    /// The bound thread (0: unbound), atomic because the one call the check
+    /// exists for comes from another thread: a plain field would make the
+    /// check itself a data race (ThreadSanitizer reported it so).
+    @usableFromInline final class Owner: Sendable {
+        @usableFromInline let thread = Atomic<UInt>(0)
+        @usableFromInline init() {}
+    }
+    @usableFromInline let owner = Owner()
     #endif
 
     /// Unbound: any thread passes until ``bind()``.
@@ -31,18 +41,18 @@ public struct LoopThread {
 
     /// Binds to the calling thread: the loop's, as it starts.
     @inlinable
-    public mutating func bind() {
+    public func bind() {
         #if DEBUG
-        owner = pthread_self()
+        owner.thread.store(UInt(pthread_self()), ordering: .relaxed)
         #endif
     }
 
     /// Binds to the calling thread unless bound already: a poller binds at
     /// its first wait, which runs on the loop's thread.
     @inlinable @inline(__always)
-    public mutating func bindOnce() {
+    public func bindOnce() {
         #if DEBUG
-        if owner == nil { owner = pthread_self() }
+        _ = owner.thread.compareExchange(expected: 0, desired: UInt(pthread_self()), ordering: .relaxed)
         #endif
     }
 
@@ -51,7 +61,8 @@ public struct LoopThread {
     @inlinable @inline(__always)
     public func check(_ operation: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) {
         #if DEBUG
-        if let owner, pthread_equal(owner, pthread_self()) == 0 {
+        let owner = owner.thread.load(ordering: .relaxed)
+        if owner != 0, pthread_equal(pthread_t(owner), pthread_self()) == 0 {
             preconditionFailure("\(operation()) on a thread other than its runtime's: a runtime's resources, context and poller "
                                 + "belong to the thread that runs it (from another thread, go through its Controller)",
                                 file: file, line: line)
