@@ -151,6 +151,8 @@ public final class Context {
         return buffer
     }
     private var tlsBufferStorage: UnsafeMutableRawBufferPointer?
+    /// Whether a TLS stream ran on this runtime (its ciphertext buffer exists).
+    var hasUsedTLS: Bool { tlsBufferStorage != nil }
 
     // MARK: Resources
 

@@ -1,4 +1,5 @@
 import CReactorSys
+import ReactorTLS
 import DequeModule
 import Logging
 
@@ -374,5 +375,8 @@ public final class Runtime<P: Poller, S: Service> {
         }
         context.closeDeferred()
         context.notices.removeAll()
+        // Its thread says "stopped" before it exits: OpenSSL's state for
+        // this thread is freed now, not by a destructor the process may not wait for.
+        if context.hasUsedTLS { TLSLibrary.releaseThreadState() }
     }
 }
