@@ -85,6 +85,31 @@ struct RuntimeGroupTests {
         }
         try body(pollerType(of: backend))
     }
+
+    @Test("join returns only once each runtime's thread has freed its Service and resources", arguments: Backend.underTest)
+    func joinWaitsForRelease(_ backend: Backend) throws {
+        func body<P: Poller>(_ type: P.Type) throws {
+            let freed = Shared(0)
+            let group = try RuntimeGroup<P, SlowToFree>.start(threads: 2, name: "release-test") { _, _ in SlowToFree(freed: freed) }
+            group.shutdown()
+            #expect(group.join(timeout: .seconds(60)), "the group did not stop")
+            // A main that returns now exits the process: nothing of the runtimes may still be being freed.
+            #expect(freed.value == 2, "join returned while \(2 - freed.value) Service(s) were still being freed")
+        }
+        try body(pollerType(of: backend))
+    }
+}
+
+/// A Service that takes a while to free (a stand-in for one holding TLS
+/// sessions or a resolver), and says when it has been.
+private final class SlowToFree: Service {
+    let freed: Shared<Int>
+    init(freed: Shared<Int>) { self.freed = freed }
+    deinit {
+        usleep(200_000)  // widens the window in which an early join would be seen
+        freed.update { $0 += 1 }
+    }
+    func handle(_ event: ResourceEvent, on resource: Resource, context: Context) {}
 }
 
 /// Echoes one byte per connection and counts the connections it served.

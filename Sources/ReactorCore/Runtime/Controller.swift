@@ -32,6 +32,12 @@ public final class Controller<Command: Sendable>: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let waker: any PollerWaker
     private let finished = DispatchGroup()
+    /// Left once a spawned runtime's thread has let go of the runtime (its
+    /// Service, its resources, their TLS sessions). `join` waits for it as
+    /// well: a `main` that joins its runtimes and returns would otherwise
+    /// exit the process while that thread still frees them, and OpenSSL's
+    /// cleanup at exit then raced the thread's SSL_free.
+    private let released = DispatchGroup()
     /// The pthread running the loop, so `join` can refuse to wait for itself.
     private let loopThread = Atomic<UInt>(0)
 
@@ -108,9 +114,11 @@ public final class Controller<Command: Sendable>: Sendable {
         if loopThread.load(ordering: .acquiring) == UInt(bitPattern: pthreadSelfID()) { return false }
         guard let timeout else {
             finished.wait()
+            released.wait()
             return true
         }
-        return finished.wait(timeout: .now() + .nanoseconds(Int(clamping: timeout.nanoseconds))) == .success
+        let deadline = DispatchTime.now() + .nanoseconds(Int(clamping: timeout.nanoseconds))
+        return finished.wait(timeout: deadline) == .success && released.wait(timeout: deadline) == .success
     }
 
     // MARK: Runtime side
@@ -131,6 +139,12 @@ public final class Controller<Command: Sendable>: Sendable {
         state.withLock { state in swap(&state.queue, &batch) }
         return true
     }
+
+    /// A spawned runtime's thread holds the runtime until ``letGo()``.
+    func holdUntilReleased() { released.enter() }
+
+    /// The spawned runtime's thread no longer holds the runtime.
+    func letGo() { released.leave() }
 
     @usableFromInline func markLoopThread() {
         loopThread.store(UInt(bitPattern: pthreadSelfID()), ordering: .releasing)

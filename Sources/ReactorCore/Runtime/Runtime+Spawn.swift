@@ -22,21 +22,27 @@ extension Runtime {
         let handoff = ReactorMutex<Result<Controller<S.Command>, ReactorError>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         try startDetachedThread(name: name) {
-            let runtime: Runtime
-            do throws(ReactorError) {
-                runtime = Runtime(poller: try makePoller(), service: try makeService(), options: options)
-            } catch {
-                handoff.withLock { $0 = .failure(error) }
-                ready.signal()
-                return
-            }
-            handoff.withLock { $0 = .success(runtime.controller) }
-            ready.signal()
+            let controller: Controller<S.Command>
             do {
-                try runtime.run()
-            } catch {
-                options.logger.error("runtime '\(name)' stopped: \(error)")
-            }
+                let runtime: Runtime
+                do throws(ReactorError) {
+                    runtime = Runtime(poller: try makePoller(), service: try makeService(), options: options)
+                } catch {
+                    handoff.withLock { $0 = .failure(error) }
+                    ready.signal()
+                    return
+                }
+                controller = runtime.controller
+                controller.holdUntilReleased()
+                handoff.withLock { $0 = .success(controller) }
+                ready.signal()
+                do {
+                    try runtime.run()
+                } catch {
+                    options.logger.error("runtime '\(name)' stopped: \(error)")
+                }
+            }  // the runtime, its Service and what they hold are freed here, on this thread
+            controller.letGo()
         }
         ready.wait()
         // The thread signals only after storing a result, so it is non-nil here.
