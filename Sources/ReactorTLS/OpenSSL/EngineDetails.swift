@@ -32,6 +32,12 @@ extension TLSEngine {
             } else {
                 reason += " (the peer ended the connection during the handshake)"
             }
+        } else if isHandshakeComplete && reported(SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE) && SSL_version(ssl) <= TLS1_2_VERSION {
+            // TLS 1.2 has one handshake after the first: a renegotiation.
+            // Every configuration refuses it (a no_renegotiation warning),
+            // and a peer that insists answers with this fatal alert, which
+            // is all this side is told.
+            reason += " (the peer's answer to its renegotiation being refused: renegotiation is disabled)"
         }
         return end(TLSError(kind, operation: operation, reason: reason))
     }
