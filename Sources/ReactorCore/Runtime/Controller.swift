@@ -106,8 +106,10 @@ public final class Controller<Command: Sendable>: Sendable {
         state.withLock { $0.phase != .stopped }
     }
 
-    /// Waits until the runtime's loop has ended and its resources are closed.
-    /// Returns false on timeout, or at once when called from the loop's own
+    /// Waits until the runtime's loop has ended and its resources are closed,
+    /// and, for a runtime started with `spawn` (or a ``RuntimeGroup``), until
+    /// its thread has freed it, its Service and what they held: once `join`
+    /// returns, `main` may return and the process exit. Returns false on timeout, or at once when called from the loop's own
     /// thread (which would otherwise wait for itself forever).
     @discardableResult
     public func join(timeout: Duration? = nil) -> Bool {
