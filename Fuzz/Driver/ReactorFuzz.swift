@@ -81,7 +81,10 @@ struct ReactorFuzz {
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            // Through a pointer, up to the NUL: d_name is declared 256 bytes, but the
+            // record ends after the name, and copying the whole field read past
+            // readdir's buffer (AddressSanitizer: heap-buffer-overflow).
+            let name = String(cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
             if !name.hasPrefix(".") { names.append(path + "/" + name) }
         }
         return names.sorted()

@@ -20,9 +20,10 @@ public enum ProcessTuning {
         defer { closedir(directory) }
         var pinned = 0
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            // Through a pointer, up to the NUL: d_name is declared 256 bytes, but the
+            // record ends after the name, and copying the whole field read past
+            // readdir's buffer (AddressSanitizer: heap-buffer-overflow).
+            let name = String(cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
             guard let tid = Int32(name) else { continue }  // "." and ".."
             if case .failure(let errno) = Syscall.run({ reactor_pin_thread(tid, cpu) }) {
                 throw ReactorError("sched_setaffinity", .named("cpu \(cpu)"), errno: errno)

@@ -38,7 +38,10 @@ private func socketInodesOfThisProcess() -> Set<String> {
     defer { closedir(directory) }
     var target = [CChar](repeating: 0, count: 256)
     while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        // Through a pointer, up to the NUL: d_name is declared 256 bytes, but the
+        // record ends after the name, and copying the whole field read past
+        // readdir's buffer (AddressSanitizer: heap-buffer-overflow).
+        let name = String(cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
         let n = readlink("/proc/self/fd/" + name, &target, target.count - 1)
         guard n > 0 else { continue }
         let link = String(decoding: target[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
