@@ -9,6 +9,7 @@
 // SwiftPM links an executable's `main` to this module's entry point, so
 // libFuzzer's own `main` is not used: the entry point below hands the
 // arguments to libFuzzer's driver, LLVMFuzzerRunDriver, instead.
+import ReactorCore
 import ReactorFuzzTargets
 
 #if canImport(Glibc)
@@ -77,16 +78,8 @@ struct ReactorFuzz {
 
     /// The regular files at `path`: itself, or those directly inside it.
     static func files(at path: String) -> [String] {
-        guard let directory = opendir(path) else { return [path] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            // Through a pointer, up to the NUL: d_name is declared 256 bytes, but the
-            // record ends after the name, and copying the whole field read past
-            // readdir's buffer (AddressSanitizer: heap-buffer-overflow).
-            let name = String(cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
-            if !name.hasPrefix(".") { names.append(path + "/" + name) }
-        }
+        guard case .success(let entries) = Syscall.directoryEntries(path) else { return [path] }
+        let names = entries.filter { !$0.hasPrefix(".") }.map { path + "/" + $0 }
         return names.sorted()
     }
 

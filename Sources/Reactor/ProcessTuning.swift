@@ -12,19 +12,14 @@ public enum ProcessTuning {
     /// inherit it), so a load generator and the server it measures never
     /// share a CPU.
     public static func pin(toCPU cpu: Int32) throws(ReactorError) {
-        let opened = Syscall.run { opendir("/proc/self/task") }
-        guard case .success(let directory) = opened else {
-            if case .failure(let errno) = opened { throw ReactorError("opendir", .named("/proc/self/task"), errno: errno) }
-            return
+        let threads: [String]
+        switch Syscall.directoryEntries("/proc/self/task") {
+        case .success(let names): threads = names
+        case .failure(let errno): throw ReactorError("opendir", .named("/proc/self/task"), errno: errno)
         }
-        defer { closedir(directory) }
         var pinned = 0
-        while let entry = readdir(directory) {
-            // Through a pointer, up to the NUL: d_name is declared 256 bytes, but the
-            // record ends after the name, and copying the whole field read past
-            // readdir's buffer (AddressSanitizer: heap-buffer-overflow).
-            let name = String(cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
-            guard let tid = Int32(name) else { continue }  // "." and ".."
+        for name in threads {
+            guard let tid = Int32(name) else { continue }
             if case .failure(let errno) = Syscall.run({ reactor_pin_thread(tid, cpu) }) {
                 throw ReactorError("sched_setaffinity", .named("cpu \(cpu)"), errno: errno)
             }

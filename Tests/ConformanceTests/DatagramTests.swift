@@ -525,15 +525,8 @@ struct ScratchDirectory {
 
     /// Removes the directory and whatever files a test left in it.
     func remove() {
-        if let directory = opendir(path) {
-            while let entry = readdir(directory) {
-                // Through a pointer, up to the NUL: d_name is declared 256 bytes, but the
-                // record ends after the name, and copying the whole field read past
-                // readdir's buffer (AddressSanitizer: heap-buffer-overflow).
-                let name = String(cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
-                if name != "." && name != ".." { unlink(path + "/" + name) }
-            }
-            closedir(directory)
+        if case .success(let names) = Syscall.directoryEntries(path) {
+            for name in names { unlink(path + "/" + name) }
         }
         rmdir(path)
     }

@@ -2,6 +2,8 @@
 // checks that other tests running in the same process cannot disturb: a
 // server's connection whose descriptor was never closed stays ESTABLISHED
 // or CLOSE_WAIT on the server's port after every client has gone.
+import ReactorCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,14 +36,9 @@ public func openTCPSockets(localPort port: UInt16) -> [String] {
 /// (`/proc/self/fd/N` links to `socket:[INODE]`).
 private func socketInodesOfThisProcess() -> Set<String> {
     var inodes: Set<String> = []
-    guard let directory = opendir("/proc/self/fd") else { return inodes }
-    defer { closedir(directory) }
+    guard case .success(let descriptors) = Syscall.directoryEntries("/proc/self/fd") else { return inodes }
     var target = [CChar](repeating: 0, count: 256)
-    while let entry = readdir(directory) {
-        // Through a pointer, up to the NUL: d_name is declared 256 bytes, but the
-        // record ends after the name, and copying the whole field read past
-        // readdir's buffer (AddressSanitizer: heap-buffer-overflow).
-        let name = String(cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
+    for name in descriptors {
         let n = readlink("/proc/self/fd/" + name, &target, target.count - 1)
         guard n > 0 else { continue }
         let link = String(decoding: target[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)

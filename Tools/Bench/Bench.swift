@@ -288,22 +288,28 @@ struct Bench {
         }
     }
 
+    /// `malloc_count.so`, to preload into the servers whose allocations
+    /// `scenario` counts; nil (the skip said why) when it is not built, or in
+    /// a sanitizer's build, whose allocator it cannot stand in front of (the
+    /// servers are built the same way).
+    mutating func allocationCounter(for scenario: String) -> String? {
+        guard let counter = plan.peer("\(plan.cBin)/malloc_count.so") else {
+            skip(scenario, "no malloc_count.so (bash Benchmarks/build.sh)")
+            return nil
+        }
+        guard SanitizerBuild.measuresMemory else {
+            skip(scenario, "built with a sanitizer, whose allocator malloc_count.so cannot stand in front of")
+            return nil
+        }
+        return counter
+    }
+
     /// Heap allocations per echo round trip (100 connections × 64 B) and
     /// per HTTP request, counted by `malloc_count.so` preloaded into each
     /// server, over a window after warm-up. Written into the echo and http
     /// rows when those ran, as rows of their own otherwise.
-    /// Why no allocation is counted in a sanitizer's build: its servers are built the same way.
-    static let sanitizedAllocator = "built with a sanitizer, whose allocator malloc_count.so cannot stand in front of"
-
     mutating func allocations() {
-        guard let counter = plan.peer("\(plan.cBin)/malloc_count.so") else {
-            skip("allocations", "no malloc_count.so (bash Benchmarks/build.sh)")
-            return
-        }
-        guard SanitizerBuild.measuresMemory else {
-            skip("allocations", Self.sanitizedAllocator)
-            return
-        }
+        guard let counter = allocationCounter(for: "allocations") else { return }
         let preload = ["LD_PRELOAD": counter]
         for spec in echoServers {
             let label = "allocations, echo 100×64 B, \(spec.name)"

@@ -5,7 +5,6 @@
 // allocations per HTTPS request. Peers: SwiftNIO + NIOSSL (`nio-ssl`),
 // nginx, redis-server's TLS port.
 import Foundation
-import ReactorTestSupport
 
 extension Bench {
     mutating func tls() {
@@ -98,14 +97,7 @@ extension Bench {
     /// the extra requests cost: (allocations₂ − allocations₁) / (requests₂ −
     /// requests₁). Written into the https rows.
     mutating func httpsAllocations(_ servers: [ServerSpec]) {
-        guard let counter = plan.peer("\(plan.cBin)/malloc_count.so") else {
-            skip("allocations per https request", "no malloc_count.so (bash Benchmarks/build.sh)")
-            return
-        }
-        guard SanitizerBuild.measuresMemory else {
-            skip("allocations per https request", Self.sanitizedAllocator)
-            return
-        }
+        guard let counter = allocationCounter(for: "allocations per https request") else { return }
         for spec in servers {
             let label = "allocations, https, \(spec.name)"
             guard spec.name != "nginx" else {

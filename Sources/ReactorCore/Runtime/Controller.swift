@@ -31,13 +31,13 @@ public final class Controller<Command: Sendable>: Sendable {
     /// turn with one atomic load instead of taking the lock.
     private let stopping = Atomic<Bool>(false)
     private let waker: any PollerWaker
+    /// Entered once for the loop (left as it stops) and, for a spawned
+    /// runtime, once more for its thread's hold on the runtime (left once it
+    /// has let go of the runtime, its Service, its resources and their TLS
+    /// sessions): a `main` that joins its runtimes and returns would
+    /// otherwise exit the process while that thread still frees them, and
+    /// OpenSSL's cleanup at exit then raced the thread's SSL_free.
     private let finished = DispatchGroup()
-    /// Left once a spawned runtime's thread has let go of the runtime (its
-    /// Service, its resources, their TLS sessions). `join` waits for it as
-    /// well: a `main` that joins its runtimes and returns would otherwise
-    /// exit the process while that thread still frees them, and OpenSSL's
-    /// cleanup at exit then raced the thread's SSL_free.
-    private let released = DispatchGroup()
     /// The pthread running the loop, so `join` can refuse to wait for itself.
     private let loopThread = Atomic<UInt>(0)
 
@@ -116,11 +116,9 @@ public final class Controller<Command: Sendable>: Sendable {
         if loopThread.load(ordering: .acquiring) == UInt(bitPattern: pthreadSelfID()) { return false }
         guard let timeout else {
             finished.wait()
-            released.wait()
             return true
         }
-        let deadline = DispatchTime.now() + .nanoseconds(Int(clamping: timeout.nanoseconds))
-        return finished.wait(timeout: deadline) == .success && released.wait(timeout: deadline) == .success
+        return finished.wait(timeout: .now() + .nanoseconds(Int(clamping: timeout.nanoseconds))) == .success
     }
 
     // MARK: Runtime side
@@ -143,10 +141,10 @@ public final class Controller<Command: Sendable>: Sendable {
     }
 
     /// A spawned runtime's thread holds the runtime until ``letGo()``.
-    func holdUntilReleased() { released.enter() }
+    func holdUntilReleased() { finished.enter() }
 
     /// The spawned runtime's thread no longer holds the runtime.
-    func letGo() { released.leave() }
+    func letGo() { finished.leave() }
 
     @usableFromInline func markLoopThread() {
         loopThread.store(UInt(bitPattern: pthreadSelfID()), ordering: .releasing)

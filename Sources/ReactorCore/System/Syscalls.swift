@@ -204,6 +204,25 @@ public enum Syscall {
         return code == 0 ? nil : Errno(rawValue: code)
     }
 
+    /// The names in the directory at `path`, without "." and "..", or the
+    /// errno of `opendir`.
+    package static func directoryEntries(_ path: String) -> Result<[String], Errno> {
+        guard let directory = opendir(path) else { return .failure(Errno(rawValue: Glibc.errno)) }
+        defer { closedir(directory) }
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            // SAFETY: the name is read through a pointer up to its NUL, inside
+            // the record readdir returned. d_name is declared 256 bytes, but a
+            // record ends just after its name: copying the whole field (as
+            // `entry.pointee.d_name` does) read past readdir's buffer
+            // (AddressSanitizer: heap-buffer-overflow).
+            let name = String(cString: (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self))
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return .success(names)
+    }
+
     /// Ignores SIGPIPE for the process, once. A write to a closed pipe or
     /// socket then fails with EPIPE, reported as an event, instead of killing
     /// the process (SwiftNIO does the same).
